@@ -125,37 +125,29 @@ def _validate_cost(cost: torch.Tensor) -> None:
         raise ValueError("every column of cost needs at least one finite entry (a column of +inf cannot receive mass)")
 
 
-def _row_update(log_a, g, cost, eps, factor):
-    return factor * eps * (log_a - torch.logsumexp((g.unsqueeze(-2) - cost) / eps, dim=-1))
-
-
-def _col_update(log_b, f, cost, eps, factor):
-    return factor * eps * (log_b - torch.logsumexp((f.unsqueeze(-1) - cost) / eps, dim=-2))
-
-
 def iterate(
-    cost: torch.Tensor,
-    eps: float,
+    log_kernel: torch.Tensor,
     log_a: torch.Tensor | float,
     log_b: torch.Tensor | float,
     factor_a: float,
     factor_b: float,
     n_iter: int,
-    g: Optional[torch.Tensor] = None,
+    gamma: Optional[torch.Tensor] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run ``n_iter`` (row update, column update) pairs from column potential ``g`` (default 0).
+    """Run ``n_iter`` (row, column) updates on ``log K = −C/ε`` with potentials scaled by 1/ε.
 
-    No validation: :func:`sinkhorn` is the checked entry point; losses call this on costs they built.
-    ``factor_a = ρ_a/(ρ_a+ε)`` and ``factor_b`` as in :func:`relaxation_factor`. With ``n_iter = 0``
-    it returns ``f = g = 0``.
+    ``φ ← κ_a (log a − LSE_j(log K_ij + γ_j))``, ``γ ← κ_b (log b − LSE_i(log K_ij + φ_i))``, with
+    ``κ = ρ/(ρ+ε)`` (:func:`relaxation_factor`), starting from ``γ`` (default 0). Returns
+    ``(φ, γ) = (f/ε, g/ε)``; ``n_iter = 0`` returns zeros. No validation: :func:`sinkhorn` is the checked
+    entry point; losses call this on kernels they built.
     """
-    f = cost.new_zeros(cost.shape[:-1])
-    if g is None:
-        g = cost.new_zeros(cost.shape[:-2] + cost.shape[-1:])
+    phi = log_kernel.new_zeros(log_kernel.shape[:-1])
+    if gamma is None:
+        gamma = log_kernel.new_zeros(log_kernel.shape[:-2] + log_kernel.shape[-1:])
     for _ in range(n_iter):
-        f = _row_update(log_a, g, cost, eps, factor_a)
-        g = _col_update(log_b, f, cost, eps, factor_b)
-    return f, g
+        phi = factor_a * (log_a - torch.logsumexp(log_kernel + gamma.unsqueeze(-2), dim=-1))
+        gamma = factor_b * (log_b - torch.logsumexp(log_kernel + phi.unsqueeze(-1), dim=-2))
+    return phi, gamma
 
 
 def _marginal_error(f, g, cost, eps, log_a, log_b, reg_a, reg_b) -> float:
@@ -219,21 +211,23 @@ def sinkhorn(
         log_a = _marginal("a", a, n, cost)
         log_b = _marginal("b", b, m, cost)
         fa, fb = relaxation_factor(reg_a, eps), relaxation_factor(reg_b, eps)
-        solve_cost = cost.detach() if grad == "detach" else cost
+        log_kernel = -(cost.detach() if grad == "detach" else cost) / eps
 
         iterations, converged = 0, None
         with torch.set_grad_enabled(torch.is_grad_enabled() and grad == "unroll"):
             if n_iter is not None:
-                f, g = iterate(solve_cost, eps, log_a, log_b, fa, fb, n_iter)
+                phi, gamma = iterate(log_kernel, log_a, log_b, fa, fb, n_iter)
                 iterations = n_iter
             else:
-                g = None
+                gamma = None
                 for iterations in range(1, max_iter + 1):
-                    f, g = iterate(solve_cost, eps, log_a, log_b, fa, fb, 1, g)
+                    phi, gamma = iterate(log_kernel, log_a, log_b, fa, fb, 1, gamma)
                     with torch.no_grad():
-                        converged = _marginal_error(f, g, solve_cost, eps, log_a, log_b, reg_a, reg_b) < tol
+                        error = _marginal_error(eps * phi, eps * gamma, cost, eps, log_a, log_b, reg_a, reg_b)
+                    converged = error < tol
                     if converged:
                         break
+        f, g = eps * phi, eps * gamma
         if grad == "detach":
             f, g = f.detach(), g.detach()
     return OTResult(f=f, g=g, cost=cost, eps=eps, log_a=log_a, log_b=log_b, reg_a=reg_a, reg_b=reg_b,

@@ -8,14 +8,14 @@ import torch
 
 from gcalib.ot import sinkhorn
 
-torch.set_default_dtype(torch.float64)
+DT = torch.float64
 
 
 def _problem(n, m, batch=(), seed=0):
     gen = torch.Generator().manual_seed(seed)
-    cost = torch.rand(*batch, n, m, generator=gen)
-    a = torch.rand(*batch, n, generator=gen) + 0.1
-    b = torch.rand(*batch, m, generator=gen) + 0.1
+    cost = torch.rand(*batch, n, m, generator=gen, dtype=DT)
+    a = torch.rand(*batch, n, generator=gen, dtype=DT) + 0.1
+    b = torch.rand(*batch, m, generator=gen, dtype=DT) + 0.1
     return cost, a / a.sum(-1, keepdim=True), b / b.sum(-1, keepdim=True)
 
 
@@ -32,8 +32,8 @@ def test_balanced_plan_matches_pot_log_sinkhorn(eps, shape):
 def test_default_marginals_are_uniform_probability_vectors():
     cost, _, _ = _problem(6, 3)
     plan = sinkhorn(cost, 0.2, tol=1e-10).plan
-    torch.testing.assert_close(plan.sum(1), torch.full((6,), 1 / 6))
-    torch.testing.assert_close(plan.sum(0), torch.full((3,), 1 / 3))
+    torch.testing.assert_close(plan.sum(1), torch.full((6,), 1 / 6, dtype=DT))
+    torch.testing.assert_close(plan.sum(0), torch.full((3,), 1 / 3, dtype=DT))
 
 
 def test_batched_costs_solve_each_problem_independently():
@@ -119,7 +119,7 @@ def test_unroll_gradient_passes_gradcheck():
 def test_detach_gradient_reaches_cost_only_through_the_log_plan():
     cost, _, _ = _problem(4, 5, seed=8)
     cost.requires_grad_(True)
-    weights = torch.randn(4, 5)
+    weights = torch.randn(4, 5, dtype=DT)
     (sinkhorn(cost, 0.25, n_iter=5, grad="detach").log_plan * weights).sum().backward()
     torch.testing.assert_close(cost.grad, -weights / 0.25)
 

@@ -1,0 +1,273 @@
+"""The GCA loss family: a divergence between a target plan and a transport plan of the batch.
+
+For V views of B samples (blocked layout, ``n = V·B``), with ``z = h/‖h‖``:
+
+* cost ``C = 1 − z zᵀ`` with ``C_rr = +∞`` (self-pairs excluded), kernel ``K = exp(−C/ε)``;
+* ``n_iter`` Sinkhorn iterations with unit marginals ``μ = ν = 𝟙`` (relaxed by ``ρ_a, ρ_b`` for
+  unbalanced OT) give column potentials ``g``; the log-weights ``W = −C/ε + g/ε`` define the plan
+  after a final row projection ``P̂ = rownorm(exp W)``. ``n_iter = 0`` is exactly InfoNCE;
+* the loss is ``r1·KL + r2·robust`` between the row-normalised target ``T̂`` and the plan:
+
+  - KL: ``−(1/n) Σ_r Σ_s T̂_rs log P̂_rs``;
+  - robust (RINCE): ``mean_r [−pos_r^q/q + (λ·tot_r)^q/q]`` with ``pos_r = Σ_s T̂_rs e^{W_rs}``,
+    ``tot_r = Σ_{s≠r} e^{W_rs}``. At ``n_iter = 0`` this is Chuang et al.'s RINCE at temperature ε
+    times the constant ``e^{−q/ε}`` (same minimisers, gradients scaled by that constant).
+
+``iot`` / ``iot_uni`` (Shi et al. 2023) instead score the Sinkhorn plan itself,
+``P = exp((f ⊕ g − C)/ε)`` after ``n_iter`` iterations: ``−(1/n) Σ T̂ log P`` (+ ``uni_weight`` times
+the same cross-entropy against the uniform plan over candidates).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+
+from . import plans
+from .ot import GRAD_MODES, iterate, relaxation_factor
+
+__all__ = [
+    "LOSSES",
+    "LossSpec",
+    "GCALoss",
+    "make_loss",
+    "gca_loss",
+    "embed_views",
+    "contrastive_log_kernel",
+    "plan_log_weights",
+    "scored_plan",
+    "kl_divergence",
+    "robust_divergence",
+    "PLAN_KINDS",
+]
+
+PLAN_KINDS = ("projected", "sinkhorn")
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """Hyper-parameters of one member of the family (see module docstring for the formulas).
+
+    eps: ε > 0; n_iter: Sinkhorn iterations ≥ 0; reg_a, reg_b: marginal relaxations ρ (``inf`` is
+    balanced); r1, r2: weights of the KL and robust divergences; q ∈ (0, 1], lam = λ > 0: robust
+    parameters; plan: ``"projected"`` (final row projection) or ``"sinkhorn"`` (IOT); uni_weight:
+    weight of the uniform-plan term (IOT-uni); grad: ``"unroll"`` or ``"detach"``.
+    """
+
+    eps: float = 0.5
+    n_iter: int = 0
+    reg_a: float = math.inf
+    reg_b: float = math.inf
+    r1: float = 1.0
+    r2: float = 0.0
+    q: float = 0.6
+    lam: float = 0.01
+    plan: str = "projected"
+    uni_weight: float = 0.0
+    grad: str = "unroll"
+    gather_distributed: bool = False
+
+    def __post_init__(self) -> None:
+        _require_real("eps", self.eps, lambda v: 0 < v < math.inf, "a finite number > 0")
+        if isinstance(self.n_iter, bool) or not isinstance(self.n_iter, int):
+            raise TypeError(f"n_iter must be an int, got {type(self.n_iter).__name__}")
+        if self.n_iter < 0:
+            raise ValueError(f"n_iter must be >= 0 (0 is InfoNCE's single row projection), got {self.n_iter}")
+        for name in ("reg_a", "reg_b"):
+            _require_real(name, getattr(self, name), lambda v: v > 0, "a number > 0 (float('inf') for a hard marginal)")
+        for name in ("r1", "r2", "uni_weight"):
+            _require_real(name, getattr(self, name), lambda v: 0 <= v < math.inf, "a finite number >= 0")
+        if self.r1 == 0 and self.r2 == 0:
+            raise ValueError("r1 and r2 are both 0: the loss would be identically zero; set r1 > 0 or r2 > 0")
+        _require_real("q", self.q, lambda v: 0 < v <= 1, "a number in (0, 1]")
+        _require_real("lam", self.lam, lambda v: 0 < v < math.inf, "a finite number > 0")
+        if self.plan not in PLAN_KINDS:
+            raise ValueError(f"plan must be one of {PLAN_KINDS}, got {self.plan!r}")
+        if self.grad not in GRAD_MODES:
+            raise ValueError(f"grad must be one of {GRAD_MODES}, got {self.grad!r}")
+        if not isinstance(self.gather_distributed, bool):
+            raise TypeError(f"gather_distributed must be a bool, got {type(self.gather_distributed).__name__}")
+
+
+def _require_real(name: str, value: float, ok, expected: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if math.isnan(value) or not ok(float(value)):
+        raise ValueError(f"{name} must be {expected}, got {value}")
+
+
+_ROBUST = dict(r1=0.0, r2=1.0)
+PRESETS: dict[str, LossSpec] = {
+    "infonce": LossSpec(n_iter=0),
+    "hs_ince": LossSpec(n_iter=0),
+    "gca_ince": LossSpec(n_iter=10),
+    "rince": LossSpec(n_iter=0, **_ROBUST),
+    "gca_rince": LossSpec(n_iter=10, **_ROBUST),
+    "gca_uot": LossSpec(n_iter=10, reg_a=0.2, reg_b=0.2, r1=1.0, r2=0.2),
+    "iot": LossSpec(n_iter=10, plan="sinkhorn"),
+    "iot_uni": LossSpec(n_iter=10, plan="sinkhorn", uni_weight=0.1),
+}
+LOSSES = tuple(PRESETS)
+
+
+def embed_views(views: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Validate V views of shape (B, D), L2-normalise them and stack them blocked: (V·B, D).
+
+    Runs in float32 (float64 stays float64), also under autocast.
+    """
+    if len(views) < 2:
+        raise ValueError(f"need at least two views (each a (batch, dim) tensor), got {len(views)}")
+    first = views[0]
+    for i, view in enumerate(views):
+        if not isinstance(view, torch.Tensor):
+            raise TypeError(f"view {i} must be a torch.Tensor, got {type(view).__name__}")
+        if not view.is_floating_point():
+            raise TypeError(f"view {i} must be a floating-point tensor, got dtype {view.dtype}; use .float()")
+        if view.dim() != 2:
+            raise ValueError(f"view {i} must have shape (batch, dim), got {tuple(view.shape)}")
+        if view.shape != first.shape:
+            raise ValueError(f"all views must have the same shape; view 0 is {tuple(first.shape)}, view {i} is {tuple(view.shape)}")
+        if view.device != first.device:
+            raise ValueError(f"all views must be on one device; view 0 is on {first.device}, view {i} on {view.device}")
+        if view.dtype != first.dtype:
+            raise ValueError(f"all views must share a dtype; view 0 is {first.dtype}, view {i} is {view.dtype}")
+    if first.shape[0] < 2:
+        raise ValueError(f"need at least two samples per view (negatives come from the batch), got batch size {first.shape[0]}")
+    if first.shape[1] < 1:
+        raise ValueError("views must have at least one feature dimension")
+    dtype = torch.float64 if first.dtype == torch.float64 else torch.float32
+    with torch.autocast(device_type=first.device.type, enabled=False):
+        h = torch.cat([view.to(dtype) for view in views])
+        if not torch.isfinite(h).all():
+            raise ValueError("embeddings contain NaN or inf; check the encoder outputs (lower the lr, check inputs)")
+        norms = h.norm(dim=1, keepdim=True)
+        if (norms == 0).any():
+            raise ValueError("an embedding has zero norm, so its cosine similarity is undefined")
+        return h / norms
+
+
+def contrastive_log_kernel(z: torch.Tensor, eps: float) -> torch.Tensor:
+    """``log K = −C/ε = (z zᵀ − 1)/ε`` for unit rows ``z``, with ``log K_rr = −∞`` (``C_rr = +∞``)."""
+    log_kernel = (z @ z.T - 1.0) / eps
+    return log_kernel.fill_diagonal_(-math.inf)
+
+
+def plan_log_weights(log_kernel: torch.Tensor, spec: LossSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-weights of the plan the divergence scores, and the scaled row potential ``φ = f/ε``.
+
+    Runs ``spec.n_iter`` unit-marginal Sinkhorn iterations and returns ``W = log K + γ`` (``γ = g/ε``)
+    together with ``φ``; the Sinkhorn plan is ``exp(W + φ)`` and the row-projected plan ``rownorm(exp W)``.
+    """
+    solve_kernel = log_kernel.detach() if spec.grad == "detach" else log_kernel
+    fa, fb = relaxation_factor(spec.reg_a, spec.eps), relaxation_factor(spec.reg_b, spec.eps)
+    with torch.set_grad_enabled(torch.is_grad_enabled() and spec.grad == "unroll"):
+        phi, gamma = iterate(solve_kernel, 0.0, 0.0, fa, fb, spec.n_iter)
+    if spec.grad == "detach":
+        phi, gamma = phi.detach(), gamma.detach()
+    return log_kernel + gamma.unsqueeze(-2), phi
+
+
+def kl_divergence(target: torch.Tensor, log_plan: torch.Tensor) -> torch.Tensor:
+    """``−(1/n) Σ_r Σ_s T̂_rs log P_rs`` (cross-entropy form of KL(T̂‖P); terms with T̂ = 0 vanish)."""
+    safe = torch.where(target > 0, log_plan, torch.zeros_like(log_plan))
+    return -(target * safe).sum(dim=1).mean()
+
+
+def robust_divergence(target: torch.Tensor, log_weights: torch.Tensor, q: float, lam: float) -> torch.Tensor:
+    """RINCE on plan weights ``e^W``: ``mean_r [−pos_r^q/q + (λ·tot_r)^q/q]``, evaluated in log space.
+
+    ``pos_r = Σ_s T̂_rs e^{W_rs}``, ``tot_r = Σ_s e^{W_rs}`` (``W_rr = −∞``).
+    """
+    log_pos = torch.logsumexp(log_weights + target.log(), dim=1)
+    log_tot = torch.logsumexp(log_weights, dim=1)
+    return ((q * (math.log(lam) + log_tot)).exp() - (q * log_pos).exp()).mean() / q
+
+
+def _resolve_target(target: Optional[torch.Tensor], batch_size: int, n_views: int, like: torch.Tensor) -> torch.Tensor:
+    n = batch_size * n_views
+    if target is None:
+        return plans.positive_pairs(batch_size, n_views, device=like.device, dtype=like.dtype)
+    plans.validate_target(target, n)
+    if target.device != like.device:
+        raise ValueError(f"target is on {target.device} but the embeddings are on {like.device}; move it with .to()")
+    return target.to(like.dtype)
+
+
+def scored_plan(z: torch.Tensor, spec: LossSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(log-weights, log-plan)`` the divergences score: ``(W, log rownorm e^W)``, or for
+    ``plan="sinkhorn"`` the Sinkhorn plan's ``(log P, log P)`` with ``log P = W + φ``."""
+    with torch.autocast(device_type=z.device.type, enabled=False):
+        log_weights, phi = plan_log_weights(contrastive_log_kernel(z, spec.eps), spec)
+        if spec.plan == "sinkhorn":
+            log_weights = log_weights + phi.unsqueeze(-1)
+            return log_weights, log_weights
+        return log_weights, torch.log_softmax(log_weights, dim=1)
+
+
+def gca_loss(*views: torch.Tensor, target: Optional[torch.Tensor] = None, spec: LossSpec = LossSpec()) -> torch.Tensor:
+    """Functional GCA loss of ``views`` (each (B, D)) against ``target`` ((V·B)², default positive pairs)."""
+    if spec.gather_distributed:
+        from .distributed import all_gather_with_grad, require_initialized
+
+        require_initialized("gather_distributed=True")
+        views = tuple(all_gather_with_grad(view) for view in views)
+    z = embed_views(views)
+    batch_size, n_views = views[0].shape[0], len(views)
+    with torch.autocast(device_type=z.device.type, enabled=False):
+        target = _resolve_target(target, batch_size, n_views, z)
+        target = target / target.sum(dim=1, keepdim=True)
+        log_weights, log_plan = scored_plan(z, spec)
+        loss = z.new_zeros(())
+        if spec.r1 > 0:
+            loss = loss + spec.r1 * kl_divergence(target, log_plan)
+        if spec.r2 > 0:
+            loss = loss + spec.r2 * robust_divergence(target, log_weights, spec.q, spec.lam)
+        if spec.uni_weight > 0:
+            candidates = torch.ones_like(log_plan).fill_diagonal_(0.0)
+            loss = loss + spec.uni_weight * kl_divergence(candidates / candidates.sum(1, keepdim=True), log_plan)
+    return loss
+
+
+class GCALoss(nn.Module):
+    """A GCA loss as a module: ``loss(*views, target=None)``; ``views`` are (B, D) projector outputs.
+
+    Build presets with :func:`make_loss`. ``plan(*views)`` returns the (detached) plan the loss scores.
+    """
+
+    def __init__(self, spec: LossSpec = LossSpec(), name: str = "gca") -> None:
+        super().__init__()
+        if not isinstance(spec, LossSpec):
+            raise TypeError(f"spec must be a LossSpec, got {type(spec).__name__}")
+        self.spec = spec
+        self.name = name
+
+    def forward(self, *views: torch.Tensor, target: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return gca_loss(*views, target=target, spec=self.spec)
+
+    @torch.no_grad()
+    def plan(self, *views: torch.Tensor) -> torch.Tensor:
+        """The (n, n) plan the divergence compares with the target: ``P̂`` or, for IOT, the Sinkhorn plan."""
+        return scored_plan(embed_views(views), self.spec)[1].exp()
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, " + ", ".join(f"{f.name}={getattr(self.spec, f.name)}" for f in fields(self.spec))
+
+
+def make_loss(name: str, **hparams) -> GCALoss:
+    """Build a named preset (see ``LOSSES``) with hyper-parameters overridden by ``hparams``.
+
+    Example: ``make_loss("gca_uot", eps=0.1, reg_a=0.5)``.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"loss name must be a str, got {type(name).__name__}")
+    key = name.lower()
+    if key not in PRESETS:
+        raise ValueError(f"unknown loss {name!r}; valid names: {', '.join(LOSSES)}")
+    valid = {f.name for f in fields(LossSpec)}
+    unknown = sorted(set(hparams) - valid)
+    if unknown:
+        raise TypeError(f"unknown hyper-parameter(s) {unknown} for loss {name!r}; valid: {sorted(valid)}")
+    return GCALoss(replace(PRESETS[key], **hparams), name=key)

@@ -1,0 +1,123 @@
+"""Target plans: which pairs of a contrastive batch should be matched, and how strongly.
+
+All builders return an (n, n) float tensor in the *blocked* layout (rows ``[view 1 of samples
+0..B-1; view 2 of samples 0..B-1; …]``, ``n = V·B``, row ``r`` belongs to sample ``r mod B``) with a
+zero diagonal. Losses use the row-normalised form ``T̂ = T / T𝟙``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+
+__all__ = ["positive_pairs", "from_labels", "domain_plan", "validate_target", "sample_index"]
+
+
+def _check_count(name: str, value: int, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _check_ids(name: str, ids: torch.Tensor) -> torch.Tensor:
+    if not isinstance(ids, torch.Tensor):
+        ids = torch.as_tensor(ids)
+    if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
+        raise TypeError(f"{name} must be an integer tensor (one id per sample), got dtype {ids.dtype}")
+    if ids.dim() != 1:
+        raise ValueError(f"{name} must be one-dimensional (one id per sample), got shape {tuple(ids.shape)}")
+    if ids.numel() < 2:
+        raise ValueError(f"{name} needs at least two samples, got {ids.numel()}")
+    return ids
+
+
+def sample_index(batch_size: int, n_views: int = 2, device: Optional[torch.device] = None) -> torch.Tensor:
+    """Sample id of every row of the blocked layout: ``r ↦ r mod B``."""
+    return torch.arange(batch_size, device=device).repeat(n_views)
+
+
+def _same(ids: torch.Tensor) -> torch.Tensor:
+    return ids.unsqueeze(0) == ids.unsqueeze(1)
+
+
+def _zero_diagonal(plan: torch.Tensor) -> torch.Tensor:
+    return plan.fill_diagonal_(0.0)
+
+
+def positive_pairs(
+    batch_size: int, n_views: int = 2, *, device: Optional[torch.device] = None, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """``T_rs = 1`` when ``r ≠ s`` are views of the same sample (V − 1 positives per row)."""
+    _check_count("batch_size", batch_size, 2)
+    _check_count("n_views", n_views, 2)
+    ids = sample_index(batch_size, n_views, device)
+    return _zero_diagonal(_same(ids).to(dtype))
+
+
+def from_labels(
+    labels: torch.Tensor, n_views: int = 2, *, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Class-aware plan (supervised contrastive as a plan): ``T_rs = 1`` when the labels of the
+    samples of rows ``r ≠ s`` match. ``labels`` holds one class id per sample (length B)."""
+    labels = _check_ids("labels", labels)
+    _check_count("n_views", n_views, 2)
+    rows = labels.repeat(n_views)
+    return _zero_diagonal(_same(rows).to(dtype))
+
+
+def domain_plan(
+    domains: torch.Tensor, alpha: float, beta: float, n_views: int = 2, *, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Domain-aware plan: ``T = [positive pair] + α·[same domain, not positive] + β·[other domain]``.
+
+    ``domains`` holds one domain id per sample (length B); ``α, β ≥ 0``. With ``α = β = 0`` this is
+    :func:`positive_pairs`.
+    """
+    domains = _check_ids("domains", domains)
+    _check_count("n_views", n_views, 2)
+    for name, value in (("alpha", alpha), ("beta", beta)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    batch_size = domains.numel()
+    positive = _same(sample_index(batch_size, n_views, domains.device))
+    same_domain = _same(domains.repeat(n_views))
+    plan = positive.to(dtype) + alpha * (same_domain & ~positive).to(dtype) + beta * (~same_domain).to(dtype)
+    return _zero_diagonal(plan)
+
+
+def validate_target(target: torch.Tensor, n: int) -> torch.Tensor:
+    """Check a user target plan for a batch of ``n`` rows and return it unchanged.
+
+    Requirements: a floating (n, n) tensor, finite, non-negative, zero diagonal (self-pairs are not
+    candidates), and at least one positive entry per row (a row without mass has no target).
+    """
+    if not isinstance(target, torch.Tensor):
+        raise TypeError(f"target must be a torch.Tensor, got {type(target).__name__}")
+    if not target.is_floating_point():
+        raise TypeError(f"target must be a floating-point tensor, got dtype {target.dtype}; use .float()")
+    if target.shape != (n, n):
+        raise ValueError(
+            f"target must have shape ({n}, {n}) = (n_views*batch_size)^2 in the blocked layout, "
+            f"got {tuple(target.shape)}"
+        )
+    if not torch.isfinite(target).all():
+        raise ValueError("target must be finite; it contains NaN or inf")
+    if (target < 0).any():
+        raise ValueError(f"target must be non-negative; its smallest entry is {float(target.min()):.4g}")
+    diagonal = target.diagonal()
+    if (diagonal != 0).any():
+        row = int((diagonal != 0).nonzero()[0])
+        raise ValueError(
+            f"target must have a zero diagonal (self-pairs are not candidates); "
+            f"target[{row}, {row}] = {float(diagonal[row]):.4g}. Use target.fill_diagonal_(0)"
+        )
+    empty = target.sum(dim=1) <= 0
+    if empty.any():
+        rows = empty.nonzero().flatten()[:5].tolist()
+        raise ValueError(f"every target row needs positive mass; rows {rows} sum to zero")
+    return target
