@@ -1,0 +1,146 @@
+"""Global-batch helpers on top of ``torch.distributed``.
+
+Every function works in a plain single process (no process group): ``rank() == 0``,
+``world_size() == 1`` and the gathers return their input unchanged. Under ``torchrun`` with an
+initialised process group, :func:`all_gather_with_grad` assembles the global batch of embeddings so
+that a loss can solve its plan over all ranks' samples, and :func:`gather_nograd` assembles per-sample
+metadata (labels, domain ids) in the same order, so that target plans are built for the global batch.
+
+Gathering concatenates along dim 0 in rank order: rank k's rows ``0..B-1`` become global rows
+``k·B .. k·B + B-1``. A loss that gathers each view separately therefore sees the blocked layout
+[view 1 of all ranks' samples; view 2 of all ranks' samples; …], and sample ``i`` of rank ``k`` is
+global sample ``k·B + i``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.distributed as dist
+
+__all__ = [
+    "is_initialized",
+    "rank",
+    "world_size",
+    "require_initialized",
+    "all_gather_with_grad",
+    "gather_nograd",
+]
+
+
+def is_initialized() -> bool:
+    """Whether a ``torch.distributed`` default process group is available and initialised."""
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    """This process's rank in the default group, 0 without a process group."""
+    return dist.get_rank() if is_initialized() else 0
+
+
+def world_size() -> int:
+    """Number of processes in the default group, 1 without a process group."""
+    return dist.get_world_size() if is_initialized() else 1
+
+
+def require_initialized(feature: str = "gather_distributed=True") -> None:
+    """Raise ``RuntimeError`` unless a process group is initialised; ``feature`` names the request."""
+    if not is_initialized():
+        raise RuntimeError(
+            f"{feature} requires an initialised torch.distributed process group (launch with "
+            "`torchrun --nproc_per_node=N ...` and call torch.distributed.init_process_group() before "
+            "the first loss call), but no process group is initialised in this process"
+        )
+
+
+def _check_tensor(x: torch.Tensor) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() == 0:
+        raise ValueError("x must have a leading batch dimension (shape (B, ...)), got a 0-d tensor")
+
+
+def _check_same_shape(x: torch.Tensor) -> None:
+    """Raise ``ValueError`` on every rank unless all ranks agree on ``(ndim, B, elements per row)``.
+
+    One small all-gather of those three numbers: the gather itself needs equal sizes on all ranks,
+    and an unequal last batch (``drop_last=False``) would otherwise hang or fail inside the backend
+    with an obscure message.
+    """
+    meta = torch.tensor([x.dim(), x.shape[0], math.prod(x.shape[1:])], dtype=torch.int64, device=x.device)
+    metas = [torch.empty_like(meta) for _ in range(world_size())]
+    dist.all_gather(metas, meta)
+    shapes = [tuple(m.tolist()) for m in metas]
+    if any(s != shapes[0] for s in shapes):
+        found = ", ".join(f"rank {k}: ndim={s[0]}, B={s[1]}, row size={s[2]}" for k, s in enumerate(shapes))
+        raise ValueError(
+            "x must have the same shape on every rank (equal per-rank batch size B; use "
+            f"drop_last=True in the DataLoader/DistributedSampler), got {found}"
+        )
+
+
+def _gather(x: torch.Tensor) -> torch.Tensor:
+    parts = [torch.empty_like(x) for _ in range(world_size())]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts, dim=0)
+
+
+class _AllGatherWithGrad(torch.autograd.Function):
+    """Forward: concatenation of every rank's ``x``. Backward: all-reduce (sum), keep own slice."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.batch = x.shape[0]
+        return _gather(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        start = rank() * ctx.batch
+        return grad[start:start + ctx.batch]
+
+
+def all_gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate every rank's ``x`` (shape ``(B, ...)``, same shape on all ranks) along dim 0.
+
+    Returns a ``(world_size·B, ...)`` tensor in rank order; without a process group (or with one
+    process) it returns ``x`` itself. Raises ``ValueError`` on every rank when the shapes differ.
+
+    Gradient: the backward pass sums the incoming gradient over ranks (all-reduce) and returns this
+    rank's rows, i.e. on rank k
+
+    .. math::  \\partial x_k \\leftarrow \\sum_j \\partial L_j / \\partial y_{[kB:(k+1)B]},
+
+    where ``L_j`` is the loss computed on rank j from the gathered ``y``. This is the gradient of
+    ``Σ_j L_j`` with respect to the rows rank k owns: rank k's parameters influence every rank's loss,
+    but only rank k's autograd graph reaches them, so the other ranks' contributions must be sent back.
+    When every rank computes the same global loss ``L`` (the usual case) this gives ``W·∂L/∂x_k``, and
+    DistributedDataParallel, which *averages* parameter gradients over the ``W`` ranks, turns
+    ``(1/W) Σ_k W·J_kᵀ ∂L/∂x_k`` into exactly ``∂L/∂θ``: the gradient one process would get on the
+    concatenated batch. Without the sum (returning only the local slice) DDP would produce ``∂L/∂θ / W``;
+    averaging instead of summing would do the same.
+
+    Collectives per call: one small shape check and one all-gather forward, one all-reduce of the
+    gathered size backward. Every rank must call it, in the same order, with the same shape.
+    """
+    _check_tensor(x)
+    if world_size() == 1:
+        return x
+    _check_same_shape(x)
+    return _AllGatherWithGrad.apply(x)
+
+
+def gather_nograd(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate every rank's ``x`` along dim 0 in rank order, without gradient.
+
+    For per-sample metadata (labels, domain ids) that must line up with the rows gathered by
+    :func:`all_gather_with_grad`; the result is detached. Returns ``x`` unchanged (detached) without a
+    process group. With the nccl backend ``x`` must live on this rank's GPU.
+    """
+    _check_tensor(x)
+    if world_size() == 1:
+        return x.detach()
+    _check_same_shape(x)
+    with torch.no_grad():
+        return _gather(x.detach())
