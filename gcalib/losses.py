@@ -16,6 +16,11 @@ For V views of B samples (blocked layout, ``n = V·B``), with ``z = h/‖h‖``:
 ``iot`` / ``iot_uni`` (Shi et al. 2023) instead score the Sinkhorn plan itself,
 ``P = exp((f ⊕ g − C)/ε)`` after ``n_iter`` iterations: ``−(1/n) Σ T̂ log P`` (+ ``uni_weight`` times
 the same cross-entropy against the uniform plan over candidates).
+
+Gradients (``grad``): ``"fused"`` (default) evaluates the whole loss in one autograd function
+(:mod:`gcalib.fused_loss`) whose backward is exact and does not grow with ``n_iter``; ``"unroll"`` is
+the composite autograd formula below (the reference); ``"implicit"`` and ``"detach"`` differentiate
+the potentials implicitly or not at all (:func:`gcalib.ot.sinkhorn`).
 """
 from __future__ import annotations
 
@@ -27,7 +32,9 @@ import torch
 from torch import nn
 
 from . import plans
+from .fused_loss import fused_gca_loss, positive_pair_target
 from .ot import GRAD_MODES, iterate, relaxation_factor
+from .sinkhorn_autograd import potentials
 
 __all__ = [
     "LOSSES",
@@ -54,7 +61,11 @@ class LossSpec:
     eps: ε > 0; n_iter: Sinkhorn iterations ≥ 0; reg_a, reg_b: marginal relaxations ρ (``inf`` is
     balanced); r1, r2: weights of the KL and robust divergences; q ∈ (0, 1], lam = λ > 0: robust
     parameters; plan: ``"projected"`` (final row projection) or ``"sinkhorn"`` (IOT); uni_weight:
-    weight of the uniform-plan term (IOT-uni); grad: ``"unroll"`` or ``"detach"``.
+    weight of the uniform-plan term (IOT-uni); grad: ``"fused"`` (default, exact gradient from one
+    fused backward), ``"unroll"`` (autograd through the iterations, the reference), ``"implicit"``
+    (for large ``n_iter``: exact at convergence, except that with both marginals hard a term that
+    changes when ``γ`` shifts by a constant — the robust term on the projected plan — misses that
+    direction of its gradient) or ``"detach"`` (see :func:`gcalib.ot.sinkhorn`).
     """
 
     eps: float = 0.5
@@ -67,7 +78,7 @@ class LossSpec:
     lam: float = 0.01
     plan: str = "projected"
     uni_weight: float = 0.0
-    grad: str = "unroll"
+    grad: str = "fused"
     gather_distributed: bool = False
 
     def __post_init__(self) -> None:
@@ -161,12 +172,11 @@ def plan_log_weights(log_kernel: torch.Tensor, spec: LossSpec) -> tuple[torch.Te
     Runs ``spec.n_iter`` unit-marginal Sinkhorn iterations and returns ``W = log K + γ`` (``γ = g/ε``)
     together with ``φ``; the Sinkhorn plan is ``exp(W + φ)`` and the row-projected plan ``rownorm(exp W)``.
     """
-    solve_kernel = log_kernel.detach() if spec.grad == "detach" else log_kernel
     fa, fb = relaxation_factor(spec.reg_a, spec.eps), relaxation_factor(spec.reg_b, spec.eps)
-    with torch.set_grad_enabled(torch.is_grad_enabled() and spec.grad == "unroll"):
-        phi, gamma = iterate(solve_kernel, 0.0, 0.0, fa, fb, spec.n_iter)
-    if spec.grad == "detach":
-        phi, gamma = phi.detach(), gamma.detach()
+    if spec.grad == "unroll":
+        phi, gamma = iterate(log_kernel, 0.0, 0.0, fa, fb, spec.n_iter)
+    else:
+        phi, gamma, _, _ = potentials(log_kernel, 0.0, 0.0, fa, fb, spec.n_iter, grad=spec.grad)
     return log_kernel + gamma.unsqueeze(-2), phi
 
 
@@ -179,9 +189,12 @@ def kl_divergence(target: torch.Tensor, log_plan: torch.Tensor) -> torch.Tensor:
 def robust_divergence(target: torch.Tensor, log_weights: torch.Tensor, q: float, lam: float) -> torch.Tensor:
     """RINCE on plan weights ``e^W``: ``mean_r [−pos_r^q/q + (λ·tot_r)^q/q]``, evaluated in log space.
 
-    ``pos_r = Σ_s T̂_rs e^{W_rs}``, ``tot_r = Σ_s e^{W_rs}`` (``W_rr = −∞``).
+    ``pos_r = Σ_s T̂_rs e^{W_rs}``, ``tot_r = Σ_s e^{W_rs}`` (``W_rr = −∞``). Entries with ``T̂ = 0``
+    drop out of ``pos`` (also from its gradient with respect to the target).
     """
-    log_pos = torch.logsumexp(log_weights + target.log(), dim=1)
+    positive = target > 0
+    log_target = torch.where(positive, torch.where(positive, target, 1.0).log(), -math.inf)
+    log_pos = torch.logsumexp(log_weights + log_target, dim=1)
     log_tot = torch.logsumexp(log_weights, dim=1)
     return ((q * (math.log(lam) + log_tot)).exp() - (q * log_pos).exp()).mean() / q
 
@@ -217,6 +230,11 @@ def gca_loss(*views: torch.Tensor, target: Optional[torch.Tensor] = None, spec: 
     z = embed_views(views)
     batch_size, n_views = views[0].shape[0], len(views)
     with torch.autocast(device_type=z.device.type, enabled=False):
+        if spec.grad == "fused" and not (isinstance(target, torch.Tensor) and target.requires_grad):
+            if target is None:
+                return fused_gca_loss(z, positive_pair_target(batch_size, n_views, z), spec)
+            target = _resolve_target(target, batch_size, n_views, z)
+            return fused_gca_loss(z, target / target.sum(dim=1, keepdim=True), spec)
         target = _resolve_target(target, batch_size, n_views, z)
         target = target / target.sum(dim=1, keepdim=True)
         log_weights, log_plan = scored_plan(z, spec)

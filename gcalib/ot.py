@@ -20,6 +20,12 @@ with dual potentials ``f``, ``g`` obtained by alternating the updates
 
 One *iteration* is one ``f`` update followed by one ``g`` update. ``cost`` may hold ``+inf`` for
 forbidden pairs (their plan entries are exactly zero).
+
+Gradient modes (``grad``): ``"unroll"`` differentiates the iterations with autograd (the reference; memory
+grows with the number of iterations), ``"fused"`` gives the same gradient from a custom backward that
+stores vectors only (:mod:`gcalib.sinkhorn_autograd`), ``"implicit"`` differentiates the optimality
+conditions at the returned potentials, and ``"detach"`` lets gradients reach ``cost`` only through
+``log_plan``.
 """
 from __future__ import annotations
 
@@ -29,9 +35,11 @@ from typing import Optional
 
 import torch
 
+from .sinkhorn_autograd import potentials
+
 __all__ = ["OTResult", "sinkhorn", "iterate", "relaxation_factor", "GRAD_MODES"]
 
-GRAD_MODES = ("unroll", "detach")
+GRAD_MODES = ("unroll", "fused", "implicit", "detach")
 
 
 @dataclass(frozen=True)
@@ -160,6 +168,22 @@ def _marginal_error(f, g, cost, eps, log_a, log_b, reg_a, reg_b) -> float:
     return float(err.max())
 
 
+def _unrolled(log_kernel, cost, eps, log_a, log_b, reg_a, reg_b, n_iter, tol, max_iter):
+    """Autograd through every iteration: ``(φ, γ, iterations, converged)``."""
+    fa, fb = relaxation_factor(reg_a, eps), relaxation_factor(reg_b, eps)
+    if n_iter is not None:
+        phi, gamma = iterate(log_kernel, log_a, log_b, fa, fb, n_iter)
+        return phi, gamma, n_iter, None
+    gamma = None
+    for iterations in range(1, max_iter + 1):
+        phi, gamma = iterate(log_kernel, log_a, log_b, fa, fb, 1, gamma)
+        with torch.no_grad():
+            error = _marginal_error(eps * phi, eps * gamma, cost, eps, log_a, log_b, reg_a, reg_b)
+        if error < tol:
+            break
+    return phi, gamma, iterations, error < tol
+
+
 def sinkhorn(
     cost: torch.Tensor,
     eps: float,
@@ -183,8 +207,12 @@ def sinkhorn(
     reg_a, reg_b : marginal relaxations ρ_a, ρ_b > 0; ``inf`` (default) is a hard constraint.
     n_iter : a fixed number of iterations (what losses use, ``0`` returns ``f = g = 0``);
         ``None`` iterates until ``marginal_error < tol`` or ``max_iter``.
-    grad : ``"unroll"`` differentiates through every iteration; ``"detach"`` computes the potentials
-        without gradient, so gradients reach ``cost`` only through ``log_plan``.
+    grad : ``"unroll"`` differentiates through every iteration with autograd; ``"fused"`` returns the
+        same gradient (to rounding) from a backward whose memory does not grow with the iterations;
+        ``"implicit"`` differentiates the fixed-point conditions at the returned potentials (for
+        solves run to ``tol``; balanced problems: exact for the plan, see
+        :mod:`gcalib.sinkhorn_autograd`); ``"detach"`` computes the potentials without gradient, so
+        gradients reach ``cost`` only through ``log_plan``.
 
     Returns
     -------
@@ -212,23 +240,10 @@ def sinkhorn(
         log_b = _marginal("b", b, m, cost)
         fa, fb = relaxation_factor(reg_a, eps), relaxation_factor(reg_b, eps)
         log_kernel = -(cost.detach() if grad == "detach" else cost) / eps
-
-        iterations, converged = 0, None
-        with torch.set_grad_enabled(torch.is_grad_enabled() and grad == "unroll"):
-            if n_iter is not None:
-                phi, gamma = iterate(log_kernel, log_a, log_b, fa, fb, n_iter)
-                iterations = n_iter
-            else:
-                gamma = None
-                for iterations in range(1, max_iter + 1):
-                    phi, gamma = iterate(log_kernel, log_a, log_b, fa, fb, 1, gamma)
-                    with torch.no_grad():
-                        error = _marginal_error(eps * phi, eps * gamma, cost, eps, log_a, log_b, reg_a, reg_b)
-                    converged = error < tol
-                    if converged:
-                        break
+        if grad == "unroll":
+            phi, gamma, iterations, converged = _unrolled(log_kernel, cost, eps, log_a, log_b, reg_a, reg_b, n_iter, tol, max_iter)
+        else:
+            phi, gamma, iterations, converged = potentials(log_kernel, log_a, log_b, fa, fb, n_iter, grad=grad, tol=tol, max_iter=max_iter)
         f, g = eps * phi, eps * gamma
-        if grad == "detach":
-            f, g = f.detach(), g.detach()
     return OTResult(f=f, g=g, cost=cost, eps=eps, log_a=log_a, log_b=log_b, reg_a=reg_a, reg_b=reg_b,
                     n_iter=iterations, converged=converged)

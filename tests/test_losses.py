@@ -77,11 +77,18 @@ def _clustered_views(seed, batch=8, dim=4):
 
 @pytest.mark.parametrize("eps", [1.0, 0.5, 0.1, 0.05])
 def test_kl_loss_never_increases_from_infonce_to_converged_plan(eps):
-    for seed in range(10):
-        for views in (_views(batch=8, seed=seed), _clustered_views(seed)):
-            one_step = float(make_loss("gca_ince", eps=eps, n_iter=0)(*views))
-            converged = float(make_loss("gca_ince", eps=eps, n_iter=3000)(*views))
-            assert converged <= one_step + 1e-9
+    """20 batches solved at once: the functional pieces of the loss on a batch of log-kernels."""
+    cases = [views for seed in range(10) for views in (_views(batch=8, seed=seed), _clustered_views(seed))]
+    log_kernels = torch.stack([losses.contrastive_log_kernel(losses.embed_views(views), eps) for views in cases])
+    target = plans.positive_pairs(8, dtype=torch.float64)
+    spec = losses.LossSpec(eps=eps, n_iter=3000)
+    converged_weights, _ = losses.plan_log_weights(log_kernels, spec)
+    for index, views in enumerate(cases):
+        one_step = float(make_loss("gca_ince", eps=eps, n_iter=0)(*views))
+        converged = float(losses.kl_divergence(target, torch.log_softmax(converged_weights[index], dim=1)))
+        assert converged <= one_step + 1e-9
+    assert float(make_loss("gca_ince", eps=eps, n_iter=3000)(*cases[0])) == pytest.approx(
+        float(losses.kl_divergence(target, torch.log_softmax(converged_weights[0], dim=1))), rel=1e-12)
 
 
 def test_multi_step_plan_is_balanced_after_convergence():
