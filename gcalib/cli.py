@@ -1,0 +1,319 @@
+"""Command line interface: ``python -m gcalib pretrain|compare|domain-sweep``.
+
+* ``pretrain --dataset D --loss L [...] --out DIR`` trains one encoder and writes DIR/metrics.json
+  (linear_acc, knn_acc, alignment, uniformity, epoch_time_s, domain metrics when the dataset has
+  domains, and the full config), DIR/history.json, the checkpoints, DIR/encoder.pt and DIR/curves.png.
+* ``compare --dataset D --losses a,b,... --seeds S [...] --out DIR`` trains every method for every
+  seed with the same settings and prints one table (mean ± std over seeds), with a random-init encoder
+  and the raw pixels as reference rows; DIR/compare.json and DIR/compare.png hold the same.
+
+``domain-sweep`` is registered by :func:`gcalib.sweep.register`.
+
+Usage errors (bad names, out-of-range values, missing data, unwritable DIR, incompatible resume)
+exit with code 2 and a one-line message; a non-finite loss exits with code 1.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+from .train import OPTIMIZERS, PRECISIONS, TARGETS, NonFiniteLossError, PretrainConfig, prepare, pretrain, write_json
+
+__all__ = ["main", "build_parser", "format_table", "DEFAULT_COMPARE_LOSSES"]
+
+DEFAULT_COMPARE_LOSSES = ("infonce", "gca_ince", "gca_rince", "gca_uot", "byol")
+TABLE_METRICS = (("linear_acc", "linear"), ("knn_acc_k20", "kNN k=20"), ("knn_acc_k200", "kNN k=200"),
+                 ("alignment", "alignment"), ("uniformity", "uniformity"), ("domain_acc", "domain"),
+                 ("heldout_domain_acc", "held-out dom."), ("epoch_time_s", "s/epoch"))
+# Loss hyper-parameter flags: (flag, LossSpec field(s), type).
+_LOSS_FLAGS = (("eps", ("eps",), float), ("n_iter", ("n_iter",), int), ("q", ("q",), float), ("lam", ("lam",), float),
+               ("rho", ("reg_a", "reg_b"), float), ("reg_a", ("reg_a",), float), ("reg_b", ("reg_b",), float),
+               ("r1", ("r1",), float), ("r2", ("r2",), float))
+
+
+class _UsageError(Exception):
+    """A problem with the command line; reported with exit code 2."""
+
+
+def _method_names() -> tuple[str, ...]:
+    from .losses import LOSSES
+
+    return tuple(LOSSES) + ("byol",)
+
+
+def _add_training_flags(p: argparse.ArgumentParser, defaults: PretrainConfig) -> None:
+    from .augment import AUGMENTATIONS
+    from .data import DATASETS
+    from .models import ARCHS
+
+    g = p.add_argument_group("data and views")
+    g.add_argument("--dataset", default=defaults.dataset, choices=DATASETS, help="dataset name (default %(default)s)")
+    g.add_argument("--root", default=None, help="data directory (default: $GCALIB_DATA, else ./data)")
+    g.add_argument("--download", action="store_true", help="let torchvision download a missing dataset into the root")
+    g.add_argument("--max-train-samples", type=int, default=None, help="pretrain on the first N train samples only")
+    g.add_argument("--holdout-domain", default=None,
+                   help="leave this domain out of the train split (multi-domain datasets)")
+    g.add_argument("--aug", default=defaults.augmentation, choices=AUGMENTATIONS,
+                   help="view augmentation (default %(default)s)")
+    g.add_argument("--strength", type=float, default=defaults.strength,
+                   help="colour-jitter strength s (default %(default)s)")
+    g.add_argument("--blur", action="store_true", help="add Gaussian blur to the views")
+    g.add_argument("--views", type=int, default=defaults.n_views, help="views per sample (default %(default)s)")
+    g = p.add_argument_group("model")
+    g.add_argument("--arch", default=defaults.arch, choices=ARCHS, help="encoder (default %(default)s)")
+    g.add_argument("--projector-hidden", type=int, default=defaults.projector_hidden_dim, help="(default %(default)s)")
+    g.add_argument("--projector-out", type=int, default=defaults.projector_out_dim, help="(default %(default)s)")
+    g = p.add_argument_group("loss hyper-parameters (default: the preset's)")
+    for flag, fields, kind in _LOSS_FLAGS:
+        g.add_argument("--" + flag.replace("_", "-"), dest=flag, type=kind, default=None,
+                       help=f"sets {' and '.join(fields)}")
+    g.add_argument("--target", default=defaults.target, choices=TARGETS, help="target plan (default %(default)s)")
+    g.add_argument("--alpha", type=float, default=defaults.alpha, help="same-domain weight of target=domain")
+    g.add_argument("--beta", type=float, default=defaults.beta, help="cross-domain weight of target=domain")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--optimizer", default=defaults.optimizer, choices=OPTIMIZERS, help="(default %(default)s)")
+    g.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate (default %(default)s)")
+    g.add_argument("--momentum", type=float, default=defaults.momentum, help="(default %(default)s)")
+    g.add_argument("--wd", type=float, default=defaults.weight_decay, help="weight decay (default %(default)s)")
+    g.add_argument("--warmup-epochs", type=int, default=defaults.warmup_epochs, help="(default %(default)s)")
+    g.add_argument("--batch-size", type=int, default=defaults.batch_size, help="(default %(default)s)")
+    g.add_argument("--epochs", type=int, default=defaults.epochs, help="(default %(default)s)")
+    g = p.add_argument_group("execution")
+    g.add_argument("--device", default=defaults.device, help="auto, cpu, cuda, cuda:N (default %(default)s)")
+    g.add_argument("--precision", default=defaults.precision, choices=PRECISIONS, help="(default %(default)s)")
+    g.add_argument("--compile", action="store_true", help="torch.compile the model")
+    g.add_argument("--workers", type=int, default=defaults.workers, help="data-loading processes (default %(default)s)")
+    g.add_argument("--deterministic", action="store_true", help="deterministic kernels (bit-exact resume)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = PretrainConfig()
+    parser = argparse.ArgumentParser(prog="python -m gcalib", description="Generalized Contrastive Alignment: "
+                                     "pretrain encoders with OT-based contrastive losses and compare them.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{pretrain,compare,domain-sweep}")
+    p = sub.add_parser("pretrain", help="pretrain one encoder and evaluate it",
+                       description="Pretrain one encoder, evaluate it, and write metrics, history, checkpoints "
+                                   "and curves to --out.")
+    p.add_argument("--loss", default=defaults.loss, choices=_method_names(),
+                   help="loss preset, or byol (default %(default)s)")
+    _add_training_flags(p, defaults)
+    p.add_argument("--seed", type=int, default=defaults.seed, help="(default %(default)s)")
+    p.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every,
+                   help="epochs between checkpoints (0: none; default %(default)s)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    p.add_argument("--skip-nonfinite", action="store_true",
+                   help="skip steps with a non-finite loss instead of stopping")
+    p.add_argument("--out", required=True, help="output directory")
+    c = sub.add_parser("compare", help="compare methods over seeds (this is `make demo`)",
+                       description="Pretrain every method of --losses for every seed with the same settings and "
+                                   "print mean ± std over seeds, with random-init and raw-pixel reference rows.")
+    c.add_argument("--losses", default=",".join(DEFAULT_COMPARE_LOSSES),
+                   help="comma-separated methods (default %(default)s)")
+    c.add_argument("--seeds", default="2",
+                   help="N for seeds 0..N-1, or a comma-separated list such as 0,3,7 (default %(default)s)")
+    _add_training_flags(c, defaults)
+    c.add_argument("--out", default="runs/compare", help="output directory (default %(default)s)")
+    from .sweep import register
+
+    register(sub)
+    return parser
+
+
+def _config(args: argparse.Namespace, loss: str, seed: int, out_dir: Optional[str], **extra) -> PretrainConfig:
+    loss_params = {}
+    if loss != "byol":
+        for flag, fields, _ in _LOSS_FLAGS:
+            value = getattr(args, flag)
+            if value is not None:
+                loss_params.update({f: value for f in fields})
+    elif any(getattr(args, flag) is not None for flag, _, _ in _LOSS_FLAGS):
+        raise _UsageError("loss hyper-parameter flags (--eps, --n-iter, ...) do not apply to byol")
+    options = {} if args.holdout_domain is None else {"holdout_domain": args.holdout_domain}
+    return PretrainConfig(
+        dataset=args.dataset, root=args.root, download=args.download, dataset_options=options,
+        max_train_samples=args.max_train_samples, n_views=args.views, augmentation=args.aug,
+        strength=args.strength, blur=args.blur, arch=args.arch, projector_hidden_dim=args.projector_hidden,
+        projector_out_dim=args.projector_out, loss=loss, loss_params=loss_params, target=args.target, alpha=args.alpha,
+        beta=args.beta, optimizer=args.optimizer, lr=args.lr, momentum=args.momentum, weight_decay=args.wd,
+        warmup_epochs=args.warmup_epochs, batch_size=args.batch_size, epochs=args.epochs, seed=seed,
+        device=args.device, precision=args.precision, compile=args.compile, workers=args.workers, out_dir=out_dir,
+        deterministic=args.deterministic, progress=not args.no_progress, **extra)
+
+
+def _fmt(values: Sequence[float]) -> str:
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not values:
+        return "-"
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.3f}"
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return f"{mean:.3f} ± {std:.3f}"
+
+
+def format_table(runs: dict[str, list[dict]]) -> str:
+    """Rows: methods; columns: the metrics present in any run, as mean ± std (sample std) over seeds."""
+    columns = [(key, label) for key, label in TABLE_METRICS if any(key in m for ms in runs.values() for m in ms)]
+    cells = [["method", "seeds"] + [label for _, label in columns]]
+    for name, metrics in runs.items():
+        cells.append([name, str(len(metrics))] + [_fmt([m.get(key) for m in metrics]) for key, _ in columns])
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _curves_figure(history: list, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    for ax, key, label in zip(axes, ("loss", "lr", "images_per_s"), ("training loss", "learning rate", "images / s")):
+        ax.plot(epochs, [h[key] for h in history], marker="o")
+        ax.set_xlabel("epoch")
+        ax.set_title(label)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _compare_figure(runs: dict[str, list[dict]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    keys = [(k, label) for k, label in TABLE_METRICS if any(k in m for ms in runs.values() for m in ms)]
+    rows = [{"method": name, "metric": label, "value": m[k]}
+            for name, ms in runs.items() for m in ms for k, label in keys if m.get(k) is not None]
+    frame = pd.DataFrame(rows)
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.0 * len(keys), 3.6), squeeze=False)
+    for ax, (key, label) in zip(axes[0], keys):
+        panel = frame[frame.metric == label]
+        sns.barplot(data=panel, x="method", y="value", hue="method", errorbar="sd", ax=ax, legend=False)
+        if key.endswith("acc") or "_acc_" in key:  # zoom accuracies in on the range the methods span
+            ax.set_ylim(max(0.0, panel.value.min() - 0.03), min(1.0, panel.value.max() + 0.01))
+        ax.set_title(label)
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        ax.tick_params(axis="x", rotation=60)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        if "," in text:
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+        else:
+            seeds = list(range(int(text)))
+    except ValueError:
+        raise _UsageError(f"--seeds must be a count N or a comma-separated list of integers, got {text!r}") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise _UsageError(f"--seeds must give at least one distinct non-negative seed, got {text!r}")
+    return seeds
+
+
+def _parse_losses(text: str) -> list[str]:
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    valid = _method_names()
+    unknown = [n for n in names if n not in valid]
+    if not names or unknown:
+        raise _UsageError(f"--losses got unknown name(s) {unknown or text!r}; valid: {', '.join(valid)}")
+    if len(set(names)) != len(names):
+        raise _UsageError(f"--losses lists a method twice: {text!r}")
+    return names
+
+
+def _prepare(args: argparse.Namespace, loss: str, seed: int, out_dir: str, **extra):
+    """Build and :func:`prepare` a config; every problem found before training is a usage error."""
+    try:
+        return prepare(_config(args, loss, seed, out_dir, **extra))
+    except (ValueError, TypeError, FileNotFoundError) as error:
+        raise _UsageError(str(error)) from error
+
+
+def _run_pretrain(args: argparse.Namespace) -> int:
+    run = _prepare(args, args.loss, args.seed, args.out, checkpoint_every=args.checkpoint_every,
+                   resume=args.resume, skip_nonfinite=args.skip_nonfinite)
+    result = pretrain(run)
+    _curves_figure(result.history, run.out_dir / "curves.png")
+    m = result.metrics
+    print(f"{args.loss}: " + ", ".join(f"{k}={m[k]:.4f}" for k, _ in TABLE_METRICS if isinstance(m.get(k), float)))
+    print(f"wrote {run.out_dir}/metrics.json, history.json, curves.png, encoder.pt and checkpoints")
+    return 0
+
+
+def _reference_rows(run, seeds: Sequence[int]) -> dict[str, list[dict]]:
+    """Metrics of a randomly initialised encoder for every seed, and of the raw pixels (deterministic
+    features, evaluated once with the first seed's augmentation draws for the alignment)."""
+    import torch
+
+    from .data import load_dataset
+    from .evaluate import evaluate_encoder
+    from .models import make_encoder
+
+    config = run.config
+    test_set = load_dataset(config.dataset, "test", root=config.root, **config.dataset_options)
+
+    def evaluate(encoder, seed):
+        return evaluate_encoder(encoder, run.train_set, test_set, view_transform=run.view_transform,
+                                device=run.device, seed=seed, workers=config.workers)
+
+    random_init = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        random_init.append(evaluate(make_encoder(config.arch, run.train_set.num_channels).to(run.device), seed))
+    return {"random-init": random_init, "raw-pixels": [evaluate(torch.nn.Flatten(), seeds[0])]}
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    losses, seeds = _parse_losses(args.losses), _parse_seeds(args.seeds)
+    out = Path(args.out)
+    runs = {(loss, seed): _prepare(args, loss, seed, str(out / loss / f"seed{seed}"), checkpoint_every=0)
+            for loss in losses for seed in seeds}
+    start = time.perf_counter()
+    results: dict[str, list[dict]] = {loss: [] for loss in losses}
+    for (loss, seed), run in runs.items():
+        t0 = time.perf_counter()
+        metrics = pretrain(run).metrics
+        results[loss].append(metrics)
+        print(f"[{time.perf_counter() - start:6.0f}s] {loss} seed {seed}: linear {metrics['linear_acc']:.3f}, "
+              f"kNN {metrics['knn_acc']:.3f} ({time.perf_counter() - t0:.0f}s)", flush=True)
+    table_runs = {**results, **_reference_rows(next(iter(runs.values())), seeds)}
+    table = format_table(table_runs)
+    total = time.perf_counter() - start
+    print(f"\n{args.dataset}: {len(losses)} methods x {len(seeds)} seed(s), {args.epochs} epochs each, "
+          f"mean ± std over seeds; total {total:.0f}s\n{table}")
+    write_json({"dataset": args.dataset, "losses": losses, "seeds": seeds, "total_time_s": total,
+                "table": table.splitlines(), "runs": table_runs,
+                "config": {loss: runs[(loss, seeds[0])].config.to_dict() for loss in losses}}, out / "compare.json")
+    _compare_figure(table_runs, out / "compare.png")
+    print(f"wrote {out}/compare.json and {out}/compare.png")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point; returns the exit status (argparse exits with 2 on its own usage errors)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command not in ("pretrain", "compare"):
+        return args.handler(args)
+    try:
+        return {"pretrain": _run_pretrain, "compare": _run_compare}[args.command](args)
+    except _UsageError as error:
+        parser.error(str(error))
+    except NonFiniteLossError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1

@@ -1,0 +1,663 @@
+"""The pretraining loop: data → V views → encoder → projector → loss(z, target) → optimizer.
+
+``pretrain(PretrainConfig(...)) -> PretrainResult``. Per step: the V views of B samples (drawn for the
+whole batch on the device by :class:`gcalib.batch_augment.BatchAugment` when the data is in memory, else
+per image in the DataLoader) are stacked blocked (V·B images), encoded under autocast (bf16 on CUDA by
+default, fp32 on CPU), projected, and scored by the loss in fp32 against the batch's target plan (positive pairs, class labels or domains,
+built with :mod:`gcalib.plans`). The learning rate warms up linearly, then follows a cosine to zero,
+per step. After every ``checkpoint_every`` epochs a checkpoint is written atomically
+(:mod:`gcalib.checkpoint`); ``resume=True`` continues bit for bit from the newest readable one.
+A non-finite loss stops the run (or, with ``skip_nonfinite=True``, skips the step) before the
+weights are touched, so the last checkpoint stays good. At the end the frozen encoder is evaluated
+(:mod:`gcalib.evaluate`).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import random
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import checkpoint as ckpt
+from . import plans
+from .byol import BYOL
+from .data import MultiViewDataset, blocked_views
+from .evaluate import iterate_loader, limit_threads
+from .models import ARCHS, Projector, make_encoder
+
+__all__ = [
+    "TARGETS", "OPTIMIZERS", "PRECISIONS", "RESUME_FREE_FIELDS",
+    "PretrainConfig", "PreparedRun", "PretrainResult", "NonFiniteLossError", "ContrastiveModel", "WarmupCosine",
+    "pretrain", "prepare", "resolve_device", "resolve_precision", "write_json",
+]
+
+TARGETS = ("positive", "labels", "domain")
+OPTIMIZERS = ("sgd", "adam")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# Fields that may differ between a run and its resumption (they do not change the computed numbers,
+# except that another device gives other rounding; `workers` is not free: it changes the view RNG streams).
+RESUME_FREE_FIELDS = ("resume", "download", "progress", "checkpoint_every", "compile", "out_dir", "evaluate", "device")
+
+
+class NonFiniteLossError(RuntimeError):
+    """A training step produced a NaN/inf loss (or projector output); the weights were not updated."""
+
+
+def _fail(name: str, value: Any, expected: str, error: type = ValueError) -> None:
+    raise error(f"{name} must be {expected}, got {value!r}")
+
+
+def _int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        _fail(name, value, f"an int >= {minimum}", TypeError)
+    if value < minimum:
+        _fail(name, value, f"an int >= {minimum}")
+
+
+def _real(name: str, value: Any, ok, expected: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        _fail(name, value, expected, TypeError)
+    if not (math.isfinite(value) and ok(value)):
+        _fail(name, value, expected)
+
+
+def _choice(name: str, value: Any, valid: tuple) -> None:
+    if value not in valid:
+        raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
+
+
+@dataclass
+class PretrainConfig:
+    """Everything that defines a pretraining run (validated on construction).
+
+    Defaults are the digits recipe: small CNN, SimCLR views (s = 0.5), projector 512 → 128, InfoNCE
+    at ε = 0.5, AdamW lr 2e-3 with one warm-up epoch and a cosine, batch 128, 20 epochs.
+
+    * ``loss``: a name of :data:`gcalib.losses.LOSSES`, or ``"byol"`` (EMA target network + predictor,
+      :mod:`gcalib.byol`); ``loss_params`` go to :func:`gcalib.losses.make_loss` (eps, n_iter, q, lam,
+      reg_a, reg_b, r1, r2, …). ``method`` tells the two kinds apart.
+    * ``target``: ``"positive"`` pairs, ``"labels"`` (class-aware plan) or ``"domain"`` (positives +
+      α·same domain + β·other domain), built per batch with :mod:`gcalib.plans`.
+    * ``optimizer``: ``"sgd"`` (Nesterov momentum) or ``"adam"`` (AdamW, decoupled weight decay).
+    * ``max_train_samples``: pretrain on the first N train samples only (smoke tests, quick looks);
+      evaluation still uses the whole split.
+    * ``precision="auto"``: bf16 autocast on CUDA, fp32 elsewhere (the loss always runs in fp32).
+    * ``batch_augment``: when the train split is held in memory, draw the views for a whole batch at
+      once on the training device with :class:`gcalib.batch_augment.BatchAugment` (same parameter
+      distributions as the per-image pipeline, many times faster); otherwise, or with ``False``, each
+      image goes through :func:`gcalib.augment.make_view_transform` in the DataLoader.
+    * ``workers``: data-loading processes of the per-image pipeline; it changes the augmentation RNG
+      streams, so a resumed run must keep it.
+    * ``checkpoint_every`` counts epochs (0: none); ``deterministic`` asks torch for deterministic
+      kernels (bit-exact resume on CPU).
+    """
+
+    dataset: str = "digits"
+    root: Optional[str] = None
+    download: bool = False
+    dataset_options: dict = field(default_factory=dict)
+    max_train_samples: Optional[int] = None
+    n_views: int = 2
+    augmentation: str = "simclr"
+    strength: float = 0.5
+    blur: bool = False
+    arch: str = "small_cnn"
+    projector_hidden_dim: int = 512
+    projector_out_dim: int = 128
+    loss: str = "infonce"
+    loss_params: dict = field(default_factory=dict)
+    target: str = "positive"
+    alpha: float = 0.0
+    beta: float = 0.0
+    byol_momentum: float = 0.99
+    byol_predictor_hidden_dim: int = 512
+    optimizer: str = "adam"
+    lr: float = 2e-3
+    momentum: float = 0.9
+    weight_decay: float = 1e-5
+    warmup_epochs: int = 1
+    batch_size: int = 128
+    epochs: int = 20
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    compile: bool = False
+    workers: int = 2
+    out_dir: Optional[str] = None
+    checkpoint_every: int = 1
+    resume: bool = False
+    deterministic: bool = False
+    skip_nonfinite: bool = False
+    batch_augment: bool = True
+    evaluate: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError``/``TypeError`` naming the field, the value and what is expected."""
+        from .augment import AUGMENTATIONS, recipe
+        from .data import DATASETS
+        from .losses import LOSSES, make_loss
+
+        _choice("dataset", self.dataset, DATASETS)
+        if self.root is not None and not isinstance(self.root, (str, os.PathLike)):
+            _fail("root", self.root, "None or a path", TypeError)
+        if not isinstance(self.dataset_options, dict):
+            _fail("dataset_options", self.dataset_options, "a dict of load_dataset options", TypeError)
+        if self.max_train_samples is not None:
+            _int("max_train_samples", self.max_train_samples, 2)
+        _int("n_views", self.n_views, 2)
+        _choice("augmentation", self.augmentation, AUGMENTATIONS)
+        recipe(self.augmentation, self.strength, self.blur)
+        _choice("arch", self.arch, ARCHS)
+        _int("projector_hidden_dim", self.projector_hidden_dim, 1)
+        _int("projector_out_dim", self.projector_out_dim, 1)
+        if not isinstance(self.loss_params, dict):
+            _fail("loss_params", self.loss_params, "a dict of loss hyper-parameters", TypeError)
+        _choice("target", self.target, TARGETS)
+        _real("alpha", self.alpha, lambda v: v >= 0, "a finite number >= 0")
+        _real("beta", self.beta, lambda v: v >= 0, "a finite number >= 0")
+        if self.target != "domain" and (self.alpha or self.beta):
+            raise ValueError(f"alpha={self.alpha} and beta={self.beta} only apply to target='domain', "
+                             f"got target={self.target!r}")
+        _choice("loss", self.loss, tuple(LOSSES) + ("byol",))
+        if self.loss != "byol":
+            make_loss(self.loss, **self.loss_params)
+        else:
+            if self.loss_params:
+                raise ValueError(f"loss_params must be empty for loss='byol' (it has no plan loss), "
+                                 f"got {self.loss_params!r}")
+            if self.target != "positive":
+                raise ValueError(f"loss='byol' has no target plan: target must be 'positive', got {self.target!r}")
+        _real("byol_momentum", self.byol_momentum, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+        _int("byol_predictor_hidden_dim", self.byol_predictor_hidden_dim, 1)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _real("lr", self.lr, lambda v: v > 0, "a finite number > 0")
+        _real("momentum", self.momentum, lambda v: 0 <= v < 1, "a number in [0, 1)")
+        _real("weight_decay", self.weight_decay, lambda v: v >= 0, "a finite number >= 0")
+        _int("epochs", self.epochs, 1)
+        _int("warmup_epochs", self.warmup_epochs, 0)
+        if self.warmup_epochs > self.epochs:
+            _fail("warmup_epochs", self.warmup_epochs, f"at most epochs={self.epochs}")
+        _int("batch_size", self.batch_size, 2)
+        _int("seed", self.seed, 0)
+        _int("workers", self.workers, 0)
+        _int("checkpoint_every", self.checkpoint_every, 0)
+        if not isinstance(self.device, str):
+            _fail("device", self.device, "a str such as 'auto', 'cpu' or 'cuda:0'", TypeError)
+        if self.device != "auto":
+            try:
+                torch.device(self.device)
+            except RuntimeError:
+                _fail("device", self.device, "'auto' or a torch device string such as 'cpu' or 'cuda:0'")
+        _choice("precision", self.precision, PRECISIONS)
+        for name in ("download", "blur", "compile", "resume", "deterministic", "skip_nonfinite", "batch_augment",
+                     "evaluate", "progress"):
+            if not isinstance(getattr(self, name), bool):
+                _fail(name, getattr(self, name), "a bool", TypeError)
+        if self.out_dir is not None and not isinstance(self.out_dir, (str, os.PathLike)):
+            _fail("out_dir", self.out_dir, "None or a directory path", TypeError)
+        if self.resume and self.out_dir is None:
+            raise ValueError("resume=True needs out_dir (the directory holding the checkpoints), got out_dir=None")
+
+    @property
+    def method(self) -> str:
+        """``"byol"`` for ``loss="byol"`` (EMA target network + predictor), else ``"gca"`` (a plan loss)."""
+        return "byol" if self.loss == "byol" else "gca"
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict of the fields (paths as str)."""
+        out = dataclasses.asdict(self)
+        for key in ("root", "out_dir"):
+            if out[key] is not None:
+                out[key] = str(out[key])
+        return json.loads(json.dumps(out))
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "PretrainConfig":
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown PretrainConfig field(s) {unknown}")
+        return cls(**values)
+
+
+@dataclass
+class PretrainResult:
+    """The trained modules (``model`` holds all of them, e.g. BYOL's target network), the per-epoch
+    ``history`` (loss, lr, time_s, images_per_s, …), the evaluation ``metrics`` and the run directory."""
+
+    encoder: nn.Module
+    projector: nn.Module
+    model: nn.Module
+    history: list
+    metrics: dict
+    config: PretrainConfig
+    out_dir: Optional[Path]
+
+
+class ContrastiveModel(nn.Module):
+    """Encoder + projector + plan loss. ``forward(x)`` maps V·B blocked images to projections h;
+    ``loss(h, n_views, target)`` scores them in fp32."""
+
+    def __init__(self, encoder: nn.Module, projector: nn.Module, loss_fn: nn.Module) -> None:
+        super().__init__()
+        self.encoder, self.projector, self.loss_fn = encoder, projector, loss_fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.projector(self.encoder(x))
+
+    def loss(self, h: torch.Tensor, n_views: int, target: Optional[torch.Tensor]) -> torch.Tensor:
+        return self.loss_fn(*h.float().chunk(n_views), target=target)
+
+    @torch.no_grad()
+    def loss_terms(self, h: torch.Tensor, n_views: int, target: Optional[torch.Tensor]) -> dict:
+        """The weighted KL and robust terms separately (for diagnostics)."""
+        spec = getattr(self.loss_fn, "spec", None)
+        if spec is None or not (spec.r1 > 0 and spec.r2 > 0):
+            return {getattr(self.loss_fn, "name", "loss"): float(self.loss(h, n_views, target))}
+        from .losses import gca_loss
+
+        views = h.float().chunk(n_views)
+        return {
+            "r1*kl": float(gca_loss(*views, target=target, spec=dataclasses.replace(spec, r2=0.0))),
+            "r2*robust": float(gca_loss(*views, target=target, spec=dataclasses.replace(spec, r1=0.0, uni_weight=0.0))),
+        }
+
+    def online_parameters(self) -> Iterator[nn.Parameter]:
+        return self.parameters()
+
+
+class WarmupCosine:
+    """LR multiplier at step k: ``(k+1)/W`` for ``k < W``, then ``½(1 + cos(π (k−W)/(K−W)))``."""
+
+    def __init__(self, warmup_steps: int, total_steps: int) -> None:
+        if not 0 <= warmup_steps <= total_steps or total_steps < 1:
+            raise ValueError(f"need 0 <= warmup_steps <= total_steps and total_steps >= 1, "
+                             f"got warmup_steps={warmup_steps}, total_steps={total_steps}")
+        self.warmup_steps, self.total_steps = warmup_steps, total_steps
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        span = max(1, self.total_steps - self.warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(step - self.warmup_steps, span) / span))
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; other strings must name an available device."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was requested but CUDA is not available; use device='cpu' or 'auto'")
+    return resolved
+
+
+def resolve_precision(precision: str, device: torch.device) -> Optional[torch.dtype]:
+    """Autocast dtype for ``precision`` on ``device`` (``None`` means plain fp32)."""
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError(f"precision='fp16' needs a CUDA device, got device {str(device)!r}; use 'bf16' or 'fp32'")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def write_json(obj: Any, path: Union[str, os.PathLike]) -> Path:
+    """Write ``obj`` as indented JSON atomically (temp file + ``os.replace``)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def _determinism(enabled: bool, device: torch.device) -> Iterator[None]:
+    previous = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    else:
+        torch.backends.cudnn.benchmark = device.type == "cuda"
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0])
+        torch.backends.cudnn.benchmark = previous[1]
+
+
+def _check_out_dir(out_dir: Union[str, os.PathLike]) -> Path:
+    path = Path(out_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(f"out_dir {str(out_dir)!r} is not a writable directory ({error.strerror or error})") from error
+    return path
+
+
+@dataclass
+class PreparedRun:
+    """Everything :func:`prepare` checked and built, ready for :func:`pretrain`; ``resume_state`` is
+    the checkpoint to continue from (``None``: start afresh)."""
+
+    config: PretrainConfig
+    device: torch.device
+    amp_dtype: Optional[torch.dtype]
+    train_set: Any
+    pretrain_set: Any
+    view_transform: Any
+    out_dir: Optional[Path]
+    resume_state: Optional[dict] = None
+    resume_path: Optional[Path] = None
+
+
+def prepare(config: PretrainConfig) -> PreparedRun:
+    """Validate ``config`` against the environment before training: device, dataset (loaded), batch
+    size, output directory and, with ``resume=True``, the newest readable checkpoint, whose config must
+    match (except :data:`RESUME_FREE_FIELDS`).
+
+    Raises ``ValueError``/``TypeError`` (or the data module's not-found/corrupt errors) for every
+    usage problem, so that callers can tell them apart from failures during training.
+    """
+    from .augment import make_view_transform
+    from .data import load_dataset
+
+    if not isinstance(config, PretrainConfig):
+        raise TypeError(f"config must be a PretrainConfig, got {type(config).__name__}")
+    config.validate()
+    device = resolve_device(config.device)
+    amp_dtype = resolve_precision(config.precision, device)
+    train_set = load_dataset(config.dataset, "train", root=config.root, download=config.download,
+                             **config.dataset_options)
+    pretrain_set = train_set
+    if config.max_train_samples is not None and config.max_train_samples < len(train_set):
+        pretrain_set = torch.utils.data.Subset(train_set, range(config.max_train_samples))
+    if config.batch_size > len(pretrain_set):
+        raise ValueError(f"batch_size={config.batch_size} is larger than the {len(pretrain_set)} samples available "
+                         f"for pretraining ({config.dataset} train split); use batch_size <= {len(pretrain_set)}")
+    if config.target == "domain" and getattr(train_set, "domains", None) is None:
+        raise ValueError(f"target='domain' needs a dataset with domain labels; {config.dataset!r} has none "
+                         f"(try digits_domains or domainfolder)")
+    transform = make_view_transform(config.augmentation, train_set.image_size, train_set.mean, train_set.std,
+                                    strength=config.strength, blur=config.blur)
+    out_dir = None if config.out_dir is None else _check_out_dir(config.out_dir)
+    run = PreparedRun(config, device, amp_dtype, train_set, pretrain_set, transform, out_dir)
+    if config.resume:
+        found = ckpt.load_latest(out_dir, map_location="cpu")
+        if found is not None:
+            run.resume_state, run.resume_path = found
+            diff = ckpt.config_differences(run.resume_state["config"], config.to_dict(), ignore=RESUME_FREE_FIELDS)
+            if diff:
+                raise ValueError(f"cannot resume from {run.resume_path}: the config differs in {len(diff)} field(s): "
+                                 f"{'; '.join(diff)}. Resume with the saved config or choose a new out_dir.")
+    return run
+
+
+def _build_model(config: PretrainConfig, in_channels: int) -> nn.Module:
+    from .losses import make_loss
+
+    encoder = make_encoder(config.arch, in_channels)
+    projector = Projector(encoder.feature_dim, config.projector_hidden_dim, config.projector_out_dim)
+    if config.method == "byol":
+        return BYOL(encoder, projector, config.byol_predictor_hidden_dim, config.byol_momentum)
+    return ContrastiveModel(encoder, projector, make_loss(config.loss, **config.loss_params))
+
+
+def _build_optimizer(config: PretrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    params = [p for p in model.online_parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0,
+                               weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _batch_target(config: PretrainConfig, labels: torch.Tensor, domains: torch.Tensor, device: torch.device):
+    if config.target == "positive":
+        return None
+    if config.target == "labels":
+        return plans.from_labels(labels.to(device), config.n_views)
+    return plans.domain_plan(domains.to(device), config.alpha, config.beta, config.n_views)
+
+
+def _all_finite(out) -> bool:
+    tensors = out if isinstance(out, (tuple, list)) else (out,)
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
+class _Trainer:
+    """State of one run: model, optimizer, schedule, RNG, history; one method per phase."""
+
+    def __init__(self, setup: PreparedRun) -> None:
+        self.setup, self.config, self.device = setup, setup.config, setup.device
+        config = self.config
+        _seed_everything(config.seed)
+        self.model = _build_model(config, setup.train_set.num_channels).to(self.device)
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.forward = torch.compile(self.model) if config.compile else self.model
+        self.optimizer = _build_optimizer(config, self.model)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        base, n = setup.train_set, len(setup.pretrain_set)
+        self.augment = None
+        if config.batch_augment and getattr(base, "images", None) is not None:
+            from .batch_augment import BatchAugment
+
+            # Views drawn per batch on the device; the loader only shuffles indices into the first n samples.
+            self.augment = BatchAugment(config.augmentation, base.image_size, base.mean, base.std,
+                                        strength=config.strength, blur=config.blur).to(self.device)
+            self.augment_generator = torch.Generator(device=self.device).manual_seed(config.seed)
+            self.images = base.images[:n].to(self.device)
+            self.labels = base.labels[:n]
+            self.domains = base.domains[:n] if base.domains is not None else torch.full((n,), -1, dtype=torch.long)
+            self.loader = torch.utils.data.DataLoader(range(n), batch_size=config.batch_size, shuffle=True,
+                                                      drop_last=True, generator=self.generator)
+        else:
+            self.loader = torch.utils.data.DataLoader(
+                MultiViewDataset(setup.pretrain_set, setup.view_transform, config.n_views),
+                batch_size=config.batch_size, shuffle=True, drop_last=True, num_workers=config.workers,
+                generator=self.generator, pin_memory=self.device.type == "cuda",
+            )
+        self.steps_per_epoch = len(self.loader)
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, WarmupCosine(config.warmup_epochs * self.steps_per_epoch, self.total_steps))
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=setup.amp_dtype == torch.float16)
+        self.epoch, self.step, self.history = 0, 0, []
+        self.last_checkpoint: Optional[Path] = None
+
+    # -- checkpoints -------------------------------------------------------------------------------
+    def state(self) -> dict:
+        rng = ckpt.rng_state()
+        rng["loader"] = self.generator.get_state()
+        if self.augment is not None:
+            rng["augment"] = self.augment_generator.get_state()
+        return {"epoch": self.epoch, "step": self.step, "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(), "rng": rng, "config": self.config.to_dict(),
+                "history": list(self.history)}
+
+    def resume(self, state: dict, path: Path) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        ckpt.set_rng_state(state["rng"])
+        self.generator.set_state(state["rng"]["loader"])
+        if self.augment is not None:
+            self.augment_generator.set_state(state["rng"]["augment"])
+        self.epoch, self.step, self.history = int(state["epoch"]), int(state["step"]), list(state["history"])
+        self.last_checkpoint = path
+
+    # -- one step ---------------------------------------------------------------------------------
+    def _nonfinite(self, images, out, target, loss, problem: str, step_in_epoch: int) -> NonFiniteLossError:
+        config = self.config
+        if _all_finite(out):
+            try:
+                parts = self.model.loss_terms(out, config.n_views, target)
+                terms = "; ".join(f"{k}={v:.6g}" for k, v in parts.items())
+            except ValueError as error:
+                terms = f"not computable ({error})"
+        else:
+            rows = out if isinstance(out, torch.Tensor) else out[0]
+            bad = int((~torch.isfinite(rows)).any(dim=1).sum())
+            terms = f"not computable: {bad} of {len(rows)} projector outputs contain NaN/inf"
+        spec = getattr(getattr(self.model, "loss_fn", None), "spec", None)
+        eps = f"raise eps (eps={spec.eps}), " if spec is not None else ""
+        where = (f"the last good checkpoint {self.last_checkpoint} was left untouched" if self.last_checkpoint
+                 else "no checkpoint has been written yet")
+        return NonFiniteLossError(
+            f"non-finite {problem} (loss {loss.item():.6g}) at epoch {self.epoch + 1}, step {step_in_epoch + 1} "
+            f"of the epoch (global step {self.step + 1}); loss terms: {terms}; input images finite: "
+            f"{bool(torch.isfinite(images).all())}. The weights were not updated and {where}. Suggestions: lower "
+            f"the learning rate (lr={config.lr}), {eps}check the inputs for NaN/inf or bad "
+            f"normalisation, or pass skip_nonfinite=True to skip such steps."
+        )
+
+    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """One epoch of ``(V·B blocked views on the device, labels, domains)``."""
+        for batch in iterate_loader(self.loader):
+            if self.augment is None:
+                views, labels, domains = batch
+                yield blocked_views(views).to(self.device, non_blocking=True), labels, domains
+            else:
+                with limit_threads(1 if self.device.type == "cpu" else None):
+                    views = self.augment.multi_view(self.images[batch.to(self.device)], self.config.n_views,
+                                                    self.augment_generator)
+                yield views, self.labels[batch], self.domains[batch]
+
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor, domains: torch.Tensor, step_in_epoch: int):
+        """One optimizer step on V·B blocked views; returns (loss, grad norm), or ``None`` when a non-finite
+        step was skipped."""
+        config = self.config
+        if self.device.type == "cuda":
+            images = images.contiguous(memory_format=torch.channels_last)
+        target = _batch_target(config, labels, domains, self.device)
+        amp = self.setup.amp_dtype
+        with torch.autocast(self.device.type, dtype=amp) if amp is not None else contextlib.nullcontext():
+            out = self.forward(images)
+        loss = self.model.loss(out, config.n_views, target) if _all_finite(out) else torch.tensor(float("nan"))
+        self.optimizer.zero_grad(set_to_none=True)
+        problem = None if torch.isfinite(loss) else "loss"
+        if problem is None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+            grad_norm = torch.nn.utils.get_total_norm(
+                [p.grad for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None])
+            # With fp16 loss scaling an overflowing gradient is normal: the scaler skips that step itself.
+            if not torch.isfinite(grad_norm) and not self.scaler.is_enabled():
+                problem = "gradient"
+        if problem is not None:
+            self.optimizer.zero_grad(set_to_none=True)
+            if not config.skip_nonfinite:
+                raise self._nonfinite(images, out, target, loss, problem, step_in_epoch)
+            self.scheduler.step()
+            self.step += 1
+            return None
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.step += 1
+        if isinstance(self.model, BYOL):
+            self.model.update_target(self.step, self.total_steps)
+        return loss.item(), grad_norm.item()
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def run_epoch(self, bar) -> dict:
+        self.model.train()
+        start, losses, norms, skipped = time.perf_counter(), [], [], 0
+        for i, (images, labels, domains) in enumerate(self.batches()):
+            done = self.train_step(images, labels, domains, i)
+            if done is None:
+                skipped += 1
+            else:
+                losses.append(done[0])
+                norms.append(done[1])
+            elapsed = time.perf_counter() - start
+            bar.update(1)
+            bar.set_postfix(epoch=self.epoch + 1, loss=f"{np.mean(losses) if losses else float('nan'):.4f}",
+                            img_s=f"{(i + 1) * len(images) / elapsed:.0f}")
+        elapsed = time.perf_counter() - start
+        if skipped:
+            warnings.warn(f"epoch {self.epoch + 1}: skipped {skipped} step(s) with a non-finite loss", RuntimeWarning)
+        images = self.steps_per_epoch * self.config.batch_size * self.config.n_views
+        return {"epoch": self.epoch + 1, "loss": float(np.mean(losses)) if losses else float("nan"),
+                "lr": float(self.scheduler.get_last_lr()[0]), "time_s": elapsed, "images_per_s": images / elapsed,
+                "grad_norm": float(np.mean(norms)) if norms else float("nan"), "skipped_steps": skipped}
+
+    def fit(self) -> None:
+        from tqdm.auto import tqdm
+
+        config, out_dir = self.config, self.setup.out_dir
+        with tqdm(total=self.total_steps, initial=self.step, disable=not config.progress, leave=False,
+                  desc=f"pretrain {config.loss} seed {config.seed}", unit="step") as bar:
+            while self.epoch < config.epochs:
+                self.history.append(self.run_epoch(bar))
+                self.epoch += 1
+                if out_dir is None:
+                    continue
+                last = self.epoch == config.epochs
+                if config.checkpoint_every and (self.epoch % config.checkpoint_every == 0 or last):
+                    self.last_checkpoint = ckpt.save_checkpoint(self.state(), out_dir)
+                write_json(self.history, out_dir / "history.json")
+
+
+def _summary(history: list) -> dict:
+    if not history:
+        return {}
+    return {"epoch_time_s": float(np.mean([h["time_s"] for h in history])),
+            "images_per_s": float(np.mean([h["images_per_s"] for h in history])),
+            "train_time_s": float(np.sum([h["time_s"] for h in history])),
+            "final_loss": history[-1]["loss"]}
+
+
+def pretrain(config: Union[PretrainConfig, PreparedRun]) -> PretrainResult:
+    """Train an encoder as ``config`` says and evaluate it; see the module docstring. ``config`` may
+    be the result of :func:`prepare` (which validates everything that can be checked before training).
+
+    With ``out_dir``: checkpoints, ``history.json`` (per epoch), and at the end ``metrics.json``
+    (metrics + the config) and ``encoder.pt`` (the encoder's state dict) are written there.
+    """
+    setup = config if isinstance(config, PreparedRun) else prepare(config)
+    config = setup.config
+    with _determinism(config.deterministic, setup.device):
+        trainer = _Trainer(setup)
+        if setup.resume_state is not None:
+            trainer.resume(setup.resume_state, setup.resume_path)
+        trainer.fit()
+    model = trainer.model
+    metrics = _summary(trainer.history)
+    if config.evaluate:
+        from .data import load_dataset
+        from .evaluate import evaluate_encoder
+
+        test_set = load_dataset(config.dataset, "test", root=config.root, **config.dataset_options)
+        metrics.update(evaluate_encoder(model.encoder, setup.train_set, test_set, view_transform=setup.view_transform,
+                                        device=setup.device, seed=config.seed, workers=config.workers))
+    if setup.out_dir is not None:
+        write_json({**metrics, "config": config.to_dict()}, setup.out_dir / "metrics.json")
+        write_json(trainer.history, setup.out_dir / "history.json")
+        ckpt.atomic_save(model.encoder.state_dict(), setup.out_dir / "encoder.pt")
+    return PretrainResult(model.encoder, model.projector, model, trainer.history, metrics, config, setup.out_dir)
