@@ -459,41 +459,39 @@ def _reduce(grad: Optional[torch.Tensor], like: Marginal) -> Optional[torch.Tens
     return grad.sum_to_size(like.shape) if grad is not None and isinstance(like, torch.Tensor) and like.requires_grad else None
 
 
-class _FusedPotentials(torch.autograd.Function):
+class _TracedPotentials(torch.autograd.Function):
+    """``(φ, γ)`` of a trace; subclasses give ``gradients(ctx, grad_phi, grad_gamma)`` for the backward."""
+
+    @staticmethod
+    def forward(ctx, log_kernel, log_a, log_b, trace: Trace):
+        ctx.trace = trace
+        ctx.marginals = (log_a, log_b)
+        return trace.phi, trace.gamma
+
+    @classmethod
+    @once_differentiable
+    def backward(cls, ctx, grad_phi, grad_gamma):
+        with torch.autocast(device_type=ctx.trace.phi.device.type, enabled=False):
+            cost_grad, grad_a, grad_b = cls.gradients(ctx, grad_phi, grad_gamma)
+        log_a, log_b = ctx.marginals
+        return cost_grad, _reduce(grad_a, log_a), _reduce(grad_b, log_b), None
+
+
+class _FusedPotentials(_TracedPotentials):
     """``(φ, γ)`` of a trace, with the exact gradient of the unrolled iterations (:func:`backward`)."""
 
     @staticmethod
-    def forward(ctx, log_kernel, log_a, log_b, trace: Trace):
-        ctx.trace = trace
-        ctx.marginals = (log_a, log_b)
-        return trace.phi, trace.gamma
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_phi, grad_gamma):
-        with torch.autocast(device_type=ctx.trace.phi.device.type, enabled=False):
-            marginals = ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
-            cost_grad, grad_a, grad_b = backward(ctx.trace, grad_phi, grad_gamma, marginals=marginals)
-        log_a, log_b = ctx.marginals
-        return cost_grad, _reduce(grad_a, log_a), _reduce(grad_b, log_b), None
+    def gradients(ctx, grad_phi, grad_gamma):
+        marginals = ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
+        return backward(ctx.trace, grad_phi, grad_gamma, marginals=marginals)
 
 
-class _ImplicitPotentials(torch.autograd.Function):
+class _ImplicitPotentials(_TracedPotentials):
     """``(φ, γ)`` of a trace, with implicit gradients at the fixed point (:func:`implicit_backward`)."""
 
     @staticmethod
-    def forward(ctx, log_kernel, log_a, log_b, trace: Trace):
-        ctx.trace = trace
-        ctx.marginals = (log_a, log_b)
-        return trace.phi, trace.gamma
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_phi, grad_gamma):
-        with torch.autocast(device_type=ctx.trace.phi.device.type, enabled=False):
-            cost_grad, grad_a, grad_b = implicit_backward(ctx.trace, grad_phi, grad_gamma)
-        log_a, log_b = ctx.marginals
-        return cost_grad, _reduce(grad_a, log_a), _reduce(grad_b, log_b), None
+    def gradients(ctx, grad_phi, grad_gamma):
+        return implicit_backward(ctx.trace, grad_phi, grad_gamma)
 
 
 def potentials(
