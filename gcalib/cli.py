@@ -9,6 +9,9 @@
 
 ``domain-sweep`` is registered by :func:`gcalib.sweep.register`.
 
+``pretrain`` also runs data-parallel under ``torchrun --nproc_per_node=N -m gcalib pretrain ...``
+(``--batch-size`` per process, ``--lr-scaling``, ``--sync-bn``); rank 0 prints and writes the outputs.
+
 Usage errors (bad names, out-of-range values, missing data, unwritable DIR, incompatible resume)
 exit with code 2 and a one-line message; a non-finite loss exits with code 1.
 """
@@ -21,7 +24,9 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .train import OPTIMIZERS, PRECISIONS, TARGETS, NonFiniteLossError, PretrainConfig, prepare, pretrain, write_json
+from . import distributed
+from .train import (LR_SCALINGS, OPTIMIZERS, PRECISIONS, TARGETS, NonFiniteLossError, PretrainConfig, prepare,
+                    pretrain, write_json)
 
 __all__ = ["main", "build_parser", "format_table", "DEFAULT_COMPARE_LOSSES"]
 
@@ -108,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     p.add_argument("--skip-nonfinite", action="store_true",
                    help="skip steps with a non-finite loss instead of stopping")
+    g = p.add_argument_group("multi-process (under torchrun)")
+    g.add_argument("--lr-scaling", default=defaults.lr_scaling, choices=LR_SCALINGS,
+                   help="peak lr x N processes (linear), x sqrt(N) (sqrt) or unchanged (default %(default)s)")
+    g.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes (CUDA only)")
     p.add_argument("--out", required=True, help="output directory")
     c = sub.add_parser("compare", help="compare methods over seeds (this is `make demo`)",
                        description="Pretrain every method of --losses for every seed with the same settings and "
@@ -246,8 +255,11 @@ def _prepare(args: argparse.Namespace, loss: str, seed: int, out_dir: str, **ext
 
 def _run_pretrain(args: argparse.Namespace) -> int:
     run = _prepare(args, args.loss, args.seed, args.out, checkpoint_every=args.checkpoint_every,
-                   resume=args.resume, skip_nonfinite=args.skip_nonfinite)
+                   resume=args.resume, skip_nonfinite=args.skip_nonfinite, lr_scaling=args.lr_scaling,
+                   sync_bn=args.sync_bn)
     result = pretrain(run)
+    if distributed.rank() != 0:
+        return 0
     _curves_figure(result.history, run.out_dir / "curves.png")
     m = result.metrics
     print(f"{args.loss}: " + ", ".join(f"{k}={m[k]:.4f}" for k, _ in TABLE_METRICS if isinstance(m.get(k), float)))
@@ -308,12 +320,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point; returns the exit status (argparse exits with 2 on its own usage errors)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command not in ("pretrain", "compare"):
-        return args.handler(args)
     try:
+        if args.command != "pretrain" and distributed.env_world_size() > 1:
+            raise _UsageError(f"{args.command} runs in one process; under torchrun (WORLD_SIZE="
+                              f"{distributed.env_world_size()}) use `python -m gcalib pretrain`")
+        if args.command not in ("pretrain", "compare"):
+            return args.handler(args)
         return {"pretrain": _run_pretrain, "compare": _run_compare}[args.command](args)
     except _UsageError as error:
         parser.error(str(error))
     except NonFiniteLossError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    finally:
+        distributed.shutdown()

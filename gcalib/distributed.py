@@ -10,10 +10,17 @@ Gathering concatenates along dim 0 in rank order: rank k's rows ``0..B-1`` becom
 ``k·B .. k·B + B-1``. A loss that gathers each view separately therefore sees the blocked layout
 [view 1 of all ranks' samples; view 2 of all ranks' samples; …], and sample ``i`` of rank ``k`` is
 global sample ``k·B + i``.
+
+For training under ``torchrun``, :func:`init_from_env` joins the process group that torchrun's
+environment describes (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``) and
+:func:`shutdown` leaves it; :func:`all_ranks`, :func:`mean_over_ranks`, :func:`gather_objects` and
+:func:`barrier` are the few collectives the trainer needs, each a no-op in a single process.
 """
 from __future__ import annotations
 
 import math
+import os
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -22,6 +29,14 @@ __all__ = [
     "is_initialized",
     "rank",
     "world_size",
+    "local_rank",
+    "env_world_size",
+    "init_from_env",
+    "shutdown",
+    "all_ranks",
+    "mean_over_ranks",
+    "gather_objects",
+    "barrier",
     "require_initialized",
     "all_gather_with_grad",
     "gather_nograd",
@@ -41,6 +56,93 @@ def rank() -> int:
 def world_size() -> int:
     """Number of processes in the default group, 1 without a process group."""
     return dist.get_world_size() if is_initialized() else 1
+
+
+def _env_int(name: str, default: int) -> int:
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be an integer (torchrun sets it), got {text!r}") from None
+
+
+def env_world_size() -> int:
+    """``WORLD_SIZE`` from the environment (set by torchrun), 1 when unset."""
+    return _env_int("WORLD_SIZE", 1)
+
+
+def local_rank() -> int:
+    """This process's rank on its node: ``LOCAL_RANK`` from the environment (set by torchrun), 0 when unset."""
+    return _env_int("LOCAL_RANK", 0)
+
+
+_OWNED_GROUP = False
+
+
+def init_from_env(device_type: str) -> bool:
+    """Join the process group described by torchrun's environment; ``True`` when this call created it.
+
+    Does nothing (and returns ``False``) when ``WORLD_SIZE`` is unset or 1, or when a process group is
+    already initialised (a caller's own). The backend is nccl for ``device_type == "cuda"`` (after
+    selecting GPU ``LOCAL_RANK``), gloo otherwise. :func:`shutdown` destroys a group created here.
+    """
+    global _OWNED_GROUP
+    if is_initialized() or env_world_size() <= 1:
+        return False
+    if not dist.is_available():
+        raise RuntimeError("WORLD_SIZE > 1 asks for distributed training, but this torch build has no "
+                           "torch.distributed support")
+    if device_type == "cuda":
+        torch.cuda.set_device(local_rank())
+    dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+    _OWNED_GROUP = True
+    return True
+
+
+def shutdown() -> None:
+    """Destroy the process group if :func:`init_from_env` created it (a caller's own group is left alone)."""
+    global _OWNED_GROUP
+    if _OWNED_GROUP and is_initialized():
+        dist.destroy_process_group()
+    _OWNED_GROUP = False
+
+
+def all_ranks(flag: bool, device: torch.device) -> bool:
+    """``True`` when ``flag`` is true on every rank (an all-reduce MIN); ``flag`` itself in one process.
+
+    Ranks must agree before branching around a collective (skip a step, raise), or the others hang.
+    """
+    if world_size() == 1:
+        return bool(flag)
+    value = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return bool(value.item())
+
+
+def mean_over_ranks(value: float, device: torch.device) -> float:
+    """The mean of ``value`` over ranks (``value`` itself in one process)."""
+    if world_size() == 1:
+        return float(value)
+    total = torch.tensor([float(value)], dtype=torch.float64, device=device)
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return float(total.item()) / world_size()
+
+
+def gather_objects(obj: Any) -> list:
+    """Every rank's picklable ``obj`` as a list in rank order (``[obj]`` in one process)."""
+    if world_size() == 1:
+        return [obj]
+    out: list = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op in one process)."""
+    if world_size() > 1:
+        dist.barrier()
 
 
 def require_initialized(feature: str = "gather_distributed=True") -> None:

@@ -10,6 +10,14 @@ per step. After every ``checkpoint_every`` epochs a checkpoint is written atomic
 A non-finite loss stops the run (or, with ``skip_nonfinite=True``, skips the step) before the
 weights are touched, so the last checkpoint stays good. At the end the frozen encoder is evaluated
 (:mod:`gcalib.evaluate`).
+
+Under ``torchrun`` (``WORLD_SIZE`` > 1) the same call trains data-parallel: :func:`prepare` joins the
+process group (nccl on CUDA, gloo on CPU), every rank draws its own shard of each epoch
+(``DistributedSampler``, reshuffled per epoch from ``seed``) and its own augmentation stream, the model
+is wrapped in ``DistributedDataParallel``, and the loss solves its plan over the global batch
+(``gather_distributed``), with targets built from the gathered labels/domains. ``batch_size`` is per
+process; the learning rate is scaled by ``lr_scaling``. Only rank 0 shows progress, writes outputs and
+checkpoints (which hold every rank's RNG state) and evaluates.
 """
 from __future__ import annotations
 
@@ -30,21 +38,22 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt
-from . import plans
+from . import distributed, plans
 from .byol import BYOL
 from .data import MultiViewDataset, blocked_views
 from .evaluate import iterate_loader, limit_threads
 from .models import ARCHS, Projector, make_encoder
 
 __all__ = [
-    "TARGETS", "OPTIMIZERS", "PRECISIONS", "RESUME_FREE_FIELDS",
+    "TARGETS", "OPTIMIZERS", "PRECISIONS", "LR_SCALINGS", "RESUME_FREE_FIELDS",
     "PretrainConfig", "PreparedRun", "PretrainResult", "NonFiniteLossError", "ContrastiveModel", "WarmupCosine",
-    "pretrain", "prepare", "resolve_device", "resolve_precision", "write_json",
+    "pretrain", "prepare", "resolve_device", "resolve_precision", "lr_scale", "write_json",
 ]
 
 TARGETS = ("positive", "labels", "domain")
 OPTIMIZERS = ("sgd", "adam")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+LR_SCALINGS = ("linear", "sqrt", "none")
 # Fields that may differ between a run and its resumption (they do not change the computed numbers,
 # except that another device gives other rounding; `workers` is not free: it changes the view RNG streams).
 RESUME_FREE_FIELDS = ("resume", "download", "progress", "checkpoint_every", "compile", "out_dir", "evaluate", "device")
@@ -99,6 +108,9 @@ class PretrainConfig:
       image goes through :func:`gcalib.augment.make_view_transform` in the DataLoader.
     * ``workers``: data-loading processes of the per-image pipeline; it changes the augmentation RNG
       streams, so a resumed run must keep it.
+    * ``lr_scaling``: with W processes the peak lr is ``lr·W`` (``"linear"``, Goyal et al.'s rule for
+      SGD), ``lr·√W`` (``"sqrt"``, common for Adam) or ``lr`` (``"none"``); one process uses ``lr``.
+    * ``sync_bn``: SyncBatchNorm over all ranks (CUDA only; a no-op in one process).
     * ``checkpoint_every`` counts epochs (0: none); ``deterministic`` asks torch for deterministic
       kernels (bit-exact resume on CPU).
     """
@@ -124,6 +136,7 @@ class PretrainConfig:
     byol_predictor_hidden_dim: int = 512
     optimizer: str = "adam"
     lr: float = 2e-3
+    lr_scaling: str = "linear"
     momentum: float = 0.9
     weight_decay: float = 1e-5
     warmup_epochs: int = 1
@@ -139,6 +152,7 @@ class PretrainConfig:
     resume: bool = False
     deterministic: bool = False
     skip_nonfinite: bool = False
+    sync_bn: bool = False
     batch_augment: bool = True
     evaluate: bool = True
     progress: bool = True
@@ -186,6 +200,7 @@ class PretrainConfig:
         _int("byol_predictor_hidden_dim", self.byol_predictor_hidden_dim, 1)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _real("lr", self.lr, lambda v: v > 0, "a finite number > 0")
+        _choice("lr_scaling", self.lr_scaling, LR_SCALINGS)
         _real("momentum", self.momentum, lambda v: 0 <= v < 1, "a number in [0, 1)")
         _real("weight_decay", self.weight_decay, lambda v: v >= 0, "a finite number >= 0")
         _int("epochs", self.epochs, 1)
@@ -204,8 +219,8 @@ class PretrainConfig:
             except RuntimeError:
                 _fail("device", self.device, "'auto' or a torch device string such as 'cpu' or 'cuda:0'")
         _choice("precision", self.precision, PRECISIONS)
-        for name in ("download", "blur", "compile", "resume", "deterministic", "skip_nonfinite", "batch_augment",
-                     "evaluate", "progress"):
+        for name in ("download", "blur", "compile", "resume", "deterministic", "skip_nonfinite", "sync_bn",
+                     "batch_augment", "evaluate", "progress"):
             if not isinstance(getattr(self, name), bool):
                 _fail(name, getattr(self, name), "a bool", TypeError)
         if self.out_dir is not None and not isinstance(self.out_dir, (str, os.PathLike)):
@@ -297,13 +312,23 @@ class WarmupCosine:
 
 
 def resolve_device(device: str) -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; other strings must name an available device."""
+    """``"auto"`` → CUDA when available, else CPU; other strings must name an available device.
+    Under torchrun, ``"cuda"`` without an index means GPU ``LOCAL_RANK``."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
+        resolved = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        resolved = torch.device(device)
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} was requested but CUDA is not available; use device='cpu' or 'auto'")
+    if resolved.type == "cuda" and resolved.index is None and distributed.env_world_size() > 1:
+        resolved = torch.device("cuda", distributed.local_rank())
     return resolved
+
+
+def lr_scale(rule: str, world: int) -> float:
+    """Peak-lr multiplier for ``world`` processes: ``W`` (linear), ``√W`` (sqrt) or 1 (none)."""
+    _choice("lr_scaling", rule, LR_SCALINGS)
+    return {"linear": float(world), "sqrt": math.sqrt(world), "none": 1.0}[rule]
 
 
 def resolve_precision(precision: str, device: torch.device) -> Optional[torch.dtype]:
@@ -389,15 +414,22 @@ def prepare(config: PretrainConfig) -> PreparedRun:
         raise TypeError(f"config must be a PretrainConfig, got {type(config).__name__}")
     config.validate()
     device = resolve_device(config.device)
+    distributed.init_from_env(device.type)
+    world = distributed.world_size()
+    if config.sync_bn and world > 1 and device.type != "cuda":
+        raise ValueError(f"sync_bn=True needs CUDA devices (torch's SyncBatchNorm runs on GPUs only), got device "
+                         f"{str(device)!r}; drop sync_bn on CPU, where each process normalises its own batch")
     amp_dtype = resolve_precision(config.precision, device)
     train_set = load_dataset(config.dataset, "train", root=config.root, download=config.download,
                              **config.dataset_options)
     pretrain_set = train_set
     if config.max_train_samples is not None and config.max_train_samples < len(train_set):
         pretrain_set = torch.utils.data.Subset(train_set, range(config.max_train_samples))
-    if config.batch_size > len(pretrain_set):
-        raise ValueError(f"batch_size={config.batch_size} is larger than the {len(pretrain_set)} samples available "
-                         f"for pretraining ({config.dataset} train split); use batch_size <= {len(pretrain_set)}")
+    if config.batch_size * world > len(pretrain_set):
+        per_process = f" per process x {world} processes" if world > 1 else ""
+        raise ValueError(f"batch_size={config.batch_size}{per_process} is larger than the {len(pretrain_set)} samples "
+                         f"available for pretraining ({config.dataset} train split); use batch_size <= "
+                         f"{len(pretrain_set) // world}")
     if config.target == "domain" and getattr(train_set, "domains", None) is None:
         raise ValueError(f"target='domain' needs a dataset with domain labels; {config.dataset!r} has none "
                          f"(try digits_domains or domainfolder)")
@@ -409,6 +441,11 @@ def prepare(config: PretrainConfig) -> PreparedRun:
         found = ckpt.load_latest(out_dir, map_location="cpu")
         if found is not None:
             run.resume_state, run.resume_path = found
+            saved_world = len(run.resume_state["rng"])
+            if saved_world != world:
+                raise ValueError(f"cannot resume from {run.resume_path}: it was written by {saved_world} process(es), "
+                                 f"this run has {world}; resume with the same number of processes "
+                                 f"(torchrun --nproc_per_node) or choose a new out_dir.")
             diff = ckpt.config_differences(run.resume_state["config"], config.to_dict(), ignore=RESUME_FREE_FIELDS)
             if diff:
                 raise ValueError(f"cannot resume from {run.resume_path}: the config differs in {len(diff)} field(s): "
@@ -417,26 +454,33 @@ def prepare(config: PretrainConfig) -> PreparedRun:
 
 
 def _build_model(config: PretrainConfig, in_channels: int) -> nn.Module:
+    """Encoder + projector + loss; with several processes the plan loss gathers the global batch
+    (``loss_params={"gather_distributed": False}`` keeps per-process plans)."""
     from .losses import make_loss
 
     encoder = make_encoder(config.arch, in_channels)
     projector = Projector(encoder.feature_dim, config.projector_hidden_dim, config.projector_out_dim)
     if config.method == "byol":
         return BYOL(encoder, projector, config.byol_predictor_hidden_dim, config.byol_momentum)
-    return ContrastiveModel(encoder, projector, make_loss(config.loss, **config.loss_params))
+    loss_params = {"gather_distributed": distributed.world_size() > 1, **config.loss_params}
+    return ContrastiveModel(encoder, projector, make_loss(config.loss, **loss_params))
 
 
 def _build_optimizer(config: PretrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     params = [p for p in model.online_parameters() if p.requires_grad]
+    lr = config.lr * lr_scale(config.lr_scaling, distributed.world_size())
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0,
+        return torch.optim.SGD(params, lr=lr, momentum=config.momentum, nesterov=config.momentum > 0,
                                weight_decay=config.weight_decay)
-    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay)
 
 
 def _batch_target(config: PretrainConfig, labels: torch.Tensor, domains: torch.Tensor, device: torch.device):
+    """The target plan of the (global, when gathering) batch from the per-sample labels/domains."""
     if config.target == "positive":
         return None
+    if distributed.world_size() > 1 and config.loss_params.get("gather_distributed", True):
+        labels, domains = distributed.gather_nograd(labels.to(device)), distributed.gather_nograd(domains.to(device))
     if config.target == "labels":
         return plans.from_labels(labels.to(device), config.n_views)
     return plans.domain_plan(domains.to(device), config.alpha, config.beta, config.n_views)
@@ -453,13 +497,21 @@ class _Trainer:
     def __init__(self, setup: PreparedRun) -> None:
         self.setup, self.config, self.device = setup, setup.config, setup.device
         config = self.config
+        self.rank, self.world = distributed.rank(), distributed.world_size()
         _seed_everything(config.seed)
-        self.model = _build_model(config, setup.train_set.num_channels).to(self.device)
+        self.model = _build_model(config, setup.train_set.num_channels)
+        if config.sync_bn and self.world > 1:
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        self.model = self.model.to(self.device)
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.forward = torch.compile(self.model) if config.compile else self.model
+        self.forward = self._parallel(self.model)
+        if config.compile:
+            self.forward = torch.compile(self.forward)
         self.optimizer = _build_optimizer(config, self.model)
-        self.generator = torch.Generator().manual_seed(config.seed)
+        # Each rank draws its own augmentations (and DataLoader worker seeds) from seed + 1000·rank.
+        stream_seed = config.seed + 1000 * self.rank
+        self.generator = torch.Generator().manual_seed(stream_seed)
         base, n = setup.train_set, len(setup.pretrain_set)
         self.augment = None
         if config.batch_augment and getattr(base, "images", None) is not None:
@@ -468,18 +520,23 @@ class _Trainer:
             # Views drawn per batch on the device; the loader only shuffles indices into the first n samples.
             self.augment = BatchAugment(config.augmentation, base.image_size, base.mean, base.std,
                                         strength=config.strength, blur=config.blur).to(self.device)
-            self.augment_generator = torch.Generator(device=self.device).manual_seed(config.seed)
+            self.augment_generator = torch.Generator(device=self.device).manual_seed(stream_seed)
             self.images = base.images[:n].to(self.device)
             self.labels = base.labels[:n]
             self.domains = base.domains[:n] if base.domains is not None else torch.full((n,), -1, dtype=torch.long)
-            self.loader = torch.utils.data.DataLoader(range(n), batch_size=config.batch_size, shuffle=True,
-                                                      drop_last=True, generator=self.generator)
+            dataset, loader_options = range(n), {}
         else:
-            self.loader = torch.utils.data.DataLoader(
-                MultiViewDataset(setup.pretrain_set, setup.view_transform, config.n_views),
-                batch_size=config.batch_size, shuffle=True, drop_last=True, num_workers=config.workers,
-                generator=self.generator, pin_memory=self.device.type == "cuda",
-            )
+            dataset = MultiViewDataset(setup.pretrain_set, setup.view_transform, config.n_views)
+            loader_options = {"num_workers": config.workers, "pin_memory": self.device.type == "cuda"}
+        self.sampler = None
+        if self.world > 1:
+            self.sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=self.world, rank=self.rank,
+                                                               shuffle=True, seed=config.seed, drop_last=True)
+            loader_options["sampler"] = self.sampler
+        else:
+            loader_options["shuffle"] = True
+        self.loader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, drop_last=True,
+                                                  generator=self.generator, **loader_options)
         self.steps_per_epoch = len(self.loader)
         self.total_steps = self.steps_per_epoch * config.epochs
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -488,33 +545,44 @@ class _Trainer:
         self.epoch, self.step, self.history = 0, 0, []
         self.last_checkpoint: Optional[Path] = None
 
+    def _parallel(self, model: nn.Module) -> nn.Module:
+        """``model`` itself in one process; else wrapped in DistributedDataParallel (parameters
+        broadcast from rank 0, gradients averaged)."""
+        if self.world == 1:
+            return model
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
     # -- checkpoints -------------------------------------------------------------------------------
     def state(self) -> dict:
+        """The checkpoint; ``rng`` lists every rank's generator states in rank order (a collective)."""
         rng = ckpt.rng_state()
         rng["loader"] = self.generator.get_state()
         if self.augment is not None:
             rng["augment"] = self.augment_generator.get_state()
         return {"epoch": self.epoch, "step": self.step, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict(), "rng": rng, "config": self.config.to_dict(),
-                "history": list(self.history)}
+                "scaler": self.scaler.state_dict(), "rng": distributed.gather_objects(rng),
+                "config": self.config.to_dict(), "history": list(self.history)}
 
     def resume(self, state: dict, path: Path) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        ckpt.set_rng_state(state["rng"])
-        self.generator.set_state(state["rng"]["loader"])
+        rng = state["rng"][self.rank]
+        ckpt.set_rng_state(rng)
+        self.generator.set_state(rng["loader"])
         if self.augment is not None:
-            self.augment_generator.set_state(state["rng"]["augment"])
+            self.augment_generator.set_state(rng["augment"])
         self.epoch, self.step, self.history = int(state["epoch"]), int(state["step"]), list(state["history"])
         self.last_checkpoint = path
 
     # -- one step ---------------------------------------------------------------------------------
-    def _nonfinite(self, images, out, target, loss, problem: str, step_in_epoch: int) -> NonFiniteLossError:
+    def _nonfinite(self, images, out, out_finite: bool, target, loss, problem: str,
+                   step_in_epoch: int) -> NonFiniteLossError:
         config = self.config
-        if _all_finite(out):
+        if out_finite:
             try:
                 parts = self.model.loss_terms(out, config.n_views, target)
                 terms = "; ".join(f"{k}={v:.6g}" for k, v in parts.items())
@@ -558,9 +626,12 @@ class _Trainer:
         amp = self.setup.amp_dtype
         with torch.autocast(self.device.type, dtype=amp) if amp is not None else contextlib.nullcontext():
             out = self.forward(images)
-        loss = self.model.loss(out, config.n_views, target) if _all_finite(out) else torch.tensor(float("nan"))
+        # Ranks agree on every branch below: one rank skipping a collective (the loss's gather,
+        # DDP's gradient all-reduce) while the others enter it would hang the job.
+        out_finite = distributed.all_ranks(_all_finite(out), self.device)
+        loss = self.model.loss(out, config.n_views, target) if out_finite else torch.tensor(float("nan"))
         self.optimizer.zero_grad(set_to_none=True)
-        problem = None if torch.isfinite(loss) else "loss"
+        problem = None if distributed.all_ranks(bool(torch.isfinite(loss)), self.device) else "loss"
         if problem is None:
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
@@ -572,7 +643,7 @@ class _Trainer:
         if problem is not None:
             self.optimizer.zero_grad(set_to_none=True)
             if not config.skip_nonfinite:
-                raise self._nonfinite(images, out, target, loss, problem, step_in_epoch)
+                raise self._nonfinite(images, out, out_finite, target, loss, problem, step_in_epoch)
             self.scheduler.step()
             self.step += 1
             return None
@@ -586,7 +657,11 @@ class _Trainer:
 
     # -- the loop ---------------------------------------------------------------------------------
     def run_epoch(self, bar) -> dict:
+        """Train one epoch; the returned loss is averaged over steps and ranks, ``images_per_s`` counts
+        the views of all ranks."""
         self.model.train()
+        if self.sampler is not None:
+            self.sampler.set_epoch(self.epoch)
         start, losses, norms, skipped = time.perf_counter(), [], [], 0
         for i, (images, labels, domains) in enumerate(self.batches()):
             done = self.train_step(images, labels, domains, i)
@@ -602,8 +677,9 @@ class _Trainer:
         elapsed = time.perf_counter() - start
         if skipped:
             warnings.warn(f"epoch {self.epoch + 1}: skipped {skipped} step(s) with a non-finite loss", RuntimeWarning)
-        images = self.steps_per_epoch * self.config.batch_size * self.config.n_views
-        return {"epoch": self.epoch + 1, "loss": float(np.mean(losses)) if losses else float("nan"),
+        images = self.steps_per_epoch * self.config.batch_size * self.config.n_views * self.world
+        loss = distributed.mean_over_ranks(float(np.mean(losses)) if losses else float("nan"), self.device)
+        return {"epoch": self.epoch + 1, "loss": loss,
                 "lr": float(self.scheduler.get_last_lr()[0]), "time_s": elapsed, "images_per_s": images / elapsed,
                 "grad_norm": float(np.mean(norms)) if norms else float("nan"), "skipped_steps": skipped}
 
@@ -611,7 +687,8 @@ class _Trainer:
         from tqdm.auto import tqdm
 
         config, out_dir = self.config, self.setup.out_dir
-        with tqdm(total=self.total_steps, initial=self.step, disable=not config.progress, leave=False,
+        show = config.progress and self.rank == 0
+        with tqdm(total=self.total_steps, initial=self.step, disable=not show, leave=False,
                   desc=f"pretrain {config.loss} seed {config.seed}", unit="step") as bar:
             while self.epoch < config.epochs:
                 self.history.append(self.run_epoch(bar))
@@ -620,8 +697,12 @@ class _Trainer:
                     continue
                 last = self.epoch == config.epochs
                 if config.checkpoint_every and (self.epoch % config.checkpoint_every == 0 or last):
-                    self.last_checkpoint = ckpt.save_checkpoint(self.state(), out_dir)
-                write_json(self.history, out_dir / "history.json")
+                    state = self.state()
+                    if self.rank == 0:
+                        ckpt.save_checkpoint(state, out_dir)
+                    self.last_checkpoint = ckpt.checkpoint_path(out_dir, self.epoch)
+                if self.rank == 0:
+                    write_json(self.history, out_dir / "history.json")
 
 
 def _summary(history: list) -> dict:
@@ -638,7 +719,8 @@ def pretrain(config: Union[PretrainConfig, PreparedRun]) -> PretrainResult:
     be the result of :func:`prepare` (which validates everything that can be checked before training).
 
     With ``out_dir``: checkpoints, ``history.json`` (per epoch), and at the end ``metrics.json``
-    (metrics + the config) and ``encoder.pt`` (the encoder's state dict) are written there.
+    (metrics + the config) and ``encoder.pt`` (the encoder's state dict) are written there. Under
+    torchrun only rank 0 evaluates and writes; the other ranks return the training summary.
     """
     setup = config if isinstance(config, PreparedRun) else prepare(config)
     config = setup.config
@@ -648,7 +730,9 @@ def pretrain(config: Union[PretrainConfig, PreparedRun]) -> PretrainResult:
             trainer.resume(setup.resume_state, setup.resume_path)
         trainer.fit()
     model = trainer.model
-    metrics = _summary(trainer.history)
+    metrics = {**_summary(trainer.history), "world_size": trainer.world}
+    if trainer.rank != 0:
+        return PretrainResult(model.encoder, model.projector, model, trainer.history, metrics, config, setup.out_dir)
     if config.evaluate:
         from .data import load_dataset
         from .evaluate import evaluate_encoder

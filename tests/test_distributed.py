@@ -96,6 +96,14 @@ def _run_unequal(r: int) -> dict:
     return errors
 
 
+def _run_collectives(r: int) -> dict:
+    cpu = torch.device("cpu")
+    return {
+        "all_true": gdist.all_ranks(True, cpu), "one_false": gdist.all_ranks(r == 0, cpu),
+        "mean": gdist.mean_over_ranks(float(r + 1), cpu), "objects": gdist.gather_objects({"rank": r}),
+    }
+
+
 def _run_losses(r: int) -> dict:
     out = {}
     for name in LOSS_NAMES:
@@ -134,6 +142,7 @@ def _worker(r: int, init_file: str, out_dir: str) -> None:
         results = {
             "gather": _run_gather(r),
             "unequal": _run_unequal(r),
+            "collectives": _run_collectives(r),
             "losses": _run_losses(r),
             "ddp": _run_ddp(r),
         }
@@ -247,6 +256,15 @@ def test_ddp_sgd_with_gathering_matches_one_process(ranks):
             torch.testing.assert_close(res["ddp"][k], v, rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow
+def test_trainer_collectives_agree_on_every_rank(ranks):
+    for res in ranks:
+        got = res["collectives"]
+        assert got["all_true"] is True and got["one_false"] is False  # one rank's False is everyone's
+        assert got["mean"] == pytest.approx((1 + WORLD) / 2)
+        assert got["objects"] == [{"rank": k} for k in range(WORLD)]
+
+
 # ---------------------------------------------------------------------------------------------
 # One process, no process group
 # ---------------------------------------------------------------------------------------------
@@ -258,6 +276,31 @@ def test_single_process_defaults_are_noops():
     assert gdist.all_gather_with_grad(x) is x
     meta = gdist.gather_nograd(x)
     assert torch.equal(meta, x) and not meta.requires_grad
+
+
+def test_trainer_collectives_are_local_in_one_process():
+    cpu = torch.device("cpu")
+    assert gdist.all_ranks(True, cpu) and not gdist.all_ranks(False, cpu)
+    assert gdist.mean_over_ranks(2.5, cpu) == 2.5
+    assert gdist.gather_objects("x") == ["x"]
+    gdist.barrier()
+
+
+def test_init_from_env_without_torchrun_does_nothing(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert gdist.init_from_env("cpu") is False and not gdist.is_initialized()
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert gdist.init_from_env("cpu") is False and not gdist.is_initialized()
+    gdist.shutdown()
+
+
+def test_malformed_torchrun_environment_is_named(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ValueError, match="environment variable WORLD_SIZE must be an integer .*got 'two'"):
+        gdist.init_from_env("cpu")
+    monkeypatch.setenv("LOCAL_RANK", "")
+    with pytest.raises(ValueError, match="LOCAL_RANK must be an integer"):
+        gdist.local_rank()
 
 
 @pytest.mark.parametrize("fn", [gdist.all_gather_with_grad, gdist.gather_nograd])
