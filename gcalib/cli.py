@@ -115,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip steps with a non-finite loss instead of stopping")
     g = p.add_argument_group("multi-process (under torchrun)")
     g.add_argument("--lr-scaling", default=defaults.lr_scaling, choices=LR_SCALINGS,
-                   help="peak lr x N processes (linear), x sqrt(N) (sqrt) or unchanged (default %(default)s)")
+                   help="with N processes: lr as given, for the global batch (none), lr x N (linear) or "
+                        "lr x sqrt(N) (sqrt), for an lr tuned on one process (default %(default)s)")
     g.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes (CUDA only)")
     p.add_argument("--out", required=True, help="output directory")
     c = sub.add_parser("compare", help="compare methods over seeds (this is `make demo`)",

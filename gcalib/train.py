@@ -108,8 +108,9 @@ class PretrainConfig:
       image goes through :func:`gcalib.augment.make_view_transform` in the DataLoader.
     * ``workers``: data-loading processes of the per-image pipeline; it changes the augmentation RNG
       streams, so a resumed run must keep it.
-    * ``lr_scaling``: with W processes the peak lr is ``lr·W`` (``"linear"``, Goyal et al.'s rule for
-      SGD), ``lr·√W`` (``"sqrt"``, common for Adam) or ``lr`` (``"none"``); one process uses ``lr``.
+    * ``lr_scaling``: with W processes the peak lr is ``lr`` (``"none"``: ``lr`` is meant for the global
+      batch ``W·batch_size``), ``lr·W`` (``"linear"``, Goyal et al.'s rule for SGD: ``lr`` was tuned for
+      ``batch_size`` on one process) or ``lr·√W`` (``"sqrt"``, common for Adam); one process uses ``lr``.
     * ``sync_bn``: SyncBatchNorm over all ranks (CUDA only; a no-op in one process).
     * ``checkpoint_every`` counts epochs (0: none); ``deterministic`` asks torch for deterministic
       kernels (bit-exact resume on CPU).
@@ -136,7 +137,7 @@ class PretrainConfig:
     byol_predictor_hidden_dim: int = 512
     optimizer: str = "adam"
     lr: float = 2e-3
-    lr_scaling: str = "linear"
+    lr_scaling: str = "none"
     momentum: float = 0.9
     weight_decay: float = 1e-5
     warmup_epochs: int = 1

@@ -20,8 +20,8 @@ from gcalib import cli
 NPROC = 2
 LR = 1e-3
 ARGS = ["--dataset", "digits", "--max-train-samples", "256", "--batch-size", "32", "--epochs", "2",
-        "--loss", "gca_ince", "--target", "labels", "--lr", str(LR), "--device", "cpu", "--workers", "0",
-        "--deterministic", "--no-progress"]
+        "--loss", "gca_ince", "--target", "labels", "--lr", str(LR), "--lr-scaling", "linear", "--device", "cpu",
+        "--workers", "0", "--deterministic", "--no-progress"]
 
 
 def _torchrun(out: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -50,7 +50,7 @@ def test_torchrun_writes_one_set_of_outputs(first_run):
     assert 0.0 <= metrics["linear_acc"] <= 1.0
     history = json.loads((first_run / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2]
-    # One warm-up epoch: the lr at its end is the peak, LR x 2 processes under the default linear rule.
+    # One warm-up epoch: the lr at its end is the peak, LR x 2 processes under the linear rule.
     assert history[0]["lr"] == pytest.approx(LR * NPROC)
 
 
