@@ -74,8 +74,10 @@ _NORMALISATION: dict[str, tuple[Stats, Stats]] = {
 }
 
 
-class DatasetNotFoundError(FileNotFoundError):
-    """A dataset's files are not where they are expected; the message names the path and the fixes."""
+class DatasetNotFoundError(FileNotFoundError, ValueError):
+    """A dataset's files are not where they are expected; the message names the path and the fixes.
+
+    Also a ``ValueError``: like every other usage problem, it is caught by ``except ValueError``."""
 
 
 class DatasetCorruptError(ValueError):
@@ -83,10 +85,10 @@ class DatasetCorruptError(ValueError):
 
 
 def _fixes(root: Path, downloadable: bool) -> str:
-    first = (f"pass download=True to let torchvision download it into {root}" if downloadable
-             else "point root= or $GCALIB_DATA at the directory that already holds it")
-    return (f"Fix it in one of two ways: {first}, or place the files there yourself "
-            "(layouts in data/README.md).")
+    ways = [f"pass download=True (CLI --download) to let torchvision download it into {root}"] if downloadable else []
+    ways += ["point root= (CLI --root) or $GCALIB_DATA at the directory that already holds it",
+             "place the files there yourself (layouts in data/README.md)"]
+    return f"Fix it in one of {len(ways)} ways: " + "; ".join(ways) + "."
 
 
 def data_root(root: Union[str, os.PathLike, None] = None) -> Path:
@@ -418,11 +420,14 @@ def _load_cifar10c(root: Path, split: str, download: bool, *, corruption: Option
     if missing:
         raise DatasetNotFoundError(f"cifar10c: dataset not found: expected {missing[0]}. "
                                    + _fixes(root, downloadable=False))
-    try:
-        data, labels = (np.load(p, mmap_mode="r", allow_pickle=False) for p in paths)
-    except (OSError, ValueError, EOFError) as e:
-        raise DatasetCorruptError(f"cifar10c: cannot parse {paths} ({e}). Replace them with intact "
-                                  "copies of CIFAR-10-C (data/README.md).") from e
+    arrays = []
+    for path in paths:
+        try:
+            arrays.append(np.load(path, mmap_mode="r", allow_pickle=False))
+        except (OSError, ValueError, EOFError) as e:
+            raise DatasetCorruptError(f"cifar10c: cannot parse {path} ({e}). Replace it with an intact "
+                                      "copy of CIFAR-10-C (data/README.md).") from e
+    data, labels = arrays
     if (data.dtype != np.uint8 or data.ndim != 4 or data.shape[1:] != (32, 32, 3)
             or len(data) % 5 or labels.shape != (len(data),) or labels.dtype.kind not in "iu"):
         raise DatasetCorruptError(

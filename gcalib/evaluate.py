@@ -190,7 +190,8 @@ def _as_features(name: str, x) -> torch.Tensor:
         raise ValueError(f"{name} must be a non-empty float tensor of shape (N, D), got shape {tuple(x.shape)} "
                          f"and dtype {x.dtype}")
     if not torch.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or inf values")
+        row, col = (int(i) for i in (~torch.isfinite(x)).nonzero()[0])
+        raise ValueError(f"{name} must be finite, got NaN or inf values: {name}[{row}, {col}] = {float(x[row, col])}")
     return x.detach().cpu()
 
 

@@ -49,23 +49,27 @@ __all__ = [
     "kl_divergence",
     "robust_divergence",
     "PLAN_KINDS",
+    "EPS_MIN",
 ]
 
 PLAN_KINDS = ("projected", "sinkhorn")
+# Smallest ε: costs (up to 2) over ε, the loss and its gradient must stay far inside float32's range (3.4e38).
+EPS_MIN = 1e-30
 
 
 @dataclass(frozen=True)
 class LossSpec:
     """Hyper-parameters of one member of the family (see module docstring for the formulas).
 
-    eps: ε > 0; n_iter: Sinkhorn iterations ≥ 0; reg_a, reg_b: marginal relaxations ρ (``inf`` is
-    balanced); r1, r2: weights of the KL and robust divergences; q ∈ (0, 1], lam = λ > 0: robust
-    parameters; plan: ``"projected"`` (final row projection) or ``"sinkhorn"`` (IOT); uni_weight:
-    weight of the uniform-plan term (IOT-uni); grad: ``"fused"`` (default, exact gradient from one
-    fused backward), ``"unroll"`` (autograd through the iterations, the reference), ``"implicit"``
-    (for large ``n_iter``: exact at convergence, except that with both marginals hard a term that
-    changes when ``γ`` shifts by a constant — the robust term on the projected plan — misses that
-    direction of its gradient) or ``"detach"`` (see :func:`gcalib.ot.sinkhorn`).
+    eps: ε ≥ ``EPS_MIN`` (the loss runs in float32 and scales like 1/ε); n_iter: Sinkhorn iterations
+    ≥ 0; reg_a, reg_b: marginal relaxations ρ (``inf`` is balanced); r1, r2: weights of the KL and
+    robust divergences; q ∈ (0, 1], lam = λ > 0: robust parameters; plan: ``"projected"`` (final row
+    projection) or ``"sinkhorn"`` (IOT); uni_weight: weight of the uniform-plan term (IOT-uni); grad:
+    ``"fused"`` (default, exact gradient from one fused backward), ``"unroll"`` (autograd through the
+    iterations, the reference), ``"implicit"`` (for large ``n_iter``: exact at convergence, except
+    that with both marginals hard a term that changes when ``γ`` shifts by a constant — the robust
+    term on the projected plan — misses that direction of its gradient) or ``"detach"`` (see
+    :func:`gcalib.ot.sinkhorn`).
     """
 
     eps: float = 0.5
@@ -83,8 +87,10 @@ class LossSpec:
 
     def __post_init__(self) -> None:
         _require_real("eps", self.eps, lambda v: 0 < v < math.inf, "a finite number > 0")
+        _require_real("eps", self.eps, lambda v: v >= EPS_MIN,
+                      f"at least EPS_MIN = {EPS_MIN:g} (smaller values overflow float32)")
         if isinstance(self.n_iter, bool) or not isinstance(self.n_iter, int):
-            raise TypeError(f"n_iter must be an int, got {type(self.n_iter).__name__}")
+            raise TypeError(f"n_iter must be an int, got {self.n_iter!r} ({type(self.n_iter).__name__})")
         if self.n_iter < 0:
             raise ValueError(f"n_iter must be >= 0 (0 is InfoNCE's single row projection), got {self.n_iter}")
         for name in ("reg_a", "reg_b"):
@@ -105,7 +111,7 @@ class LossSpec:
 
 def _require_real(name: str, value: float, ok, expected: str) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
     if math.isnan(value) or not ok(float(value)):
         raise ValueError(f"{name} must be {expected}, got {value}")
 
@@ -152,11 +158,20 @@ def embed_views(views: Sequence[torch.Tensor]) -> torch.Tensor:
     dtype = torch.float64 if first.dtype == torch.float64 else torch.float32
     with torch.autocast(device_type=first.device.type, enabled=False):
         h = torch.cat([view.to(dtype) for view in views])
+        batch_size = first.shape[0]
         if not torch.isfinite(h).all():
-            raise ValueError("embeddings contain NaN or inf; check the encoder outputs (lower the lr, check inputs)")
+            row, col = (int(i) for i in (~torch.isfinite(h)).nonzero()[0])
+            raise ValueError(
+                f"views must be finite, got NaN or inf: view {row // batch_size}, sample {row % batch_size}, "
+                f"column {col} is {float(h[row, col])}; check the encoder outputs (lower the lr, check inputs)"
+            )
         norms = h.norm(dim=1, keepdim=True)
         if (norms == 0).any():
-            raise ValueError("an embedding has zero norm, so its cosine similarity is undefined")
+            row = int((norms.flatten() == 0).nonzero()[0])
+            raise ValueError(
+                f"views must have non-zero rows (the cosine similarity of a zero vector is undefined), got zero "
+                f"norm at view {row // batch_size}, sample {row % batch_size}"
+            )
         return h / norms
 
 
@@ -203,9 +218,10 @@ def _resolve_target(target: Optional[torch.Tensor], batch_size: int, n_views: in
     n = batch_size * n_views
     if target is None:
         return plans.positive_pairs(batch_size, n_views, device=like.device, dtype=like.dtype)
+    if isinstance(target, torch.Tensor) and target.device != like.device:
+        raise ValueError(f"target must be on the embeddings' device {like.device}, got a tensor on {target.device}; "
+                         f"move it with target.to({str(like.device)!r})")
     plans.validate_target(target, n)
-    if target.device != like.device:
-        raise ValueError(f"target is on {target.device} but the embeddings are on {like.device}; move it with .to()")
     return target.to(like.dtype)
 
 

@@ -89,7 +89,7 @@ def relaxation_factor(reg: float, eps: float) -> float:
 
 def _check_positive(name: str, value: float, allow_inf: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
     value = float(value)
     if math.isnan(value) or value <= 0 or (math.isinf(value) and not allow_inf):
         expected = "a positive number or float('inf')" if allow_inf else "a finite positive number"
@@ -112,8 +112,11 @@ def _marginal(name: str, weights: Optional[torch.Tensor], size: int, like: torch
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {weights.dtype}")
     if weights.shape[-1:] != (size,):
         raise ValueError(f"{name} must have last dimension {size} to match cost, got shape {tuple(weights.shape)}")
-    if not torch.isfinite(weights).all() or (weights <= 0).any():
-        raise ValueError(f"{name} must hold finite, strictly positive weights")
+    bad = ~torch.isfinite(weights) | (weights <= 0)
+    if bad.any():
+        index = tuple(int(i) for i in bad.nonzero()[0])
+        raise ValueError(f"{name} must hold finite, strictly positive weights, got {name}{list(index)} = "
+                         f"{float(weights[index])}")
     return weights.to(like.dtype).log()
 
 
@@ -124,8 +127,11 @@ def _validate_cost(cost: torch.Tensor) -> None:
         raise TypeError(f"cost must be a floating-point tensor, got dtype {cost.dtype}")
     if cost.dim() < 2 or cost.shape[-1] == 0 or cost.shape[-2] == 0:
         raise ValueError(f"cost must have shape (..., n, m) with n, m >= 1, got {tuple(cost.shape)}")
-    if torch.isnan(cost).any() or (cost == -math.inf).any():
-        raise ValueError("cost must not contain NaN or -inf (use +inf to forbid a pair)")
+    bad = torch.isnan(cost) | (cost == -math.inf)
+    if bad.any():
+        index = tuple(int(i) for i in bad.nonzero()[0])
+        raise ValueError(f"cost must not contain NaN or -inf (use +inf to forbid a pair), got cost{list(index)} = "
+                         f"{float(cost[index])}")
     allowed = torch.isfinite(cost)
     if not allowed.any(-1).all():
         raise ValueError("every row of cost needs at least one finite entry (a row of +inf cannot send mass)")

@@ -16,7 +16,7 @@ __all__ = ["positive_pairs", "from_labels", "domain_plan", "validate_target", "s
 
 def _check_count(name: str, value: int, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
     return value
@@ -80,7 +80,7 @@ def domain_plan(
     _check_count("n_views", n_views, 2)
     for name, value in (("alpha", alpha), ("beta", beta)):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+            raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
         if not math.isfinite(value) or value < 0:
             raise ValueError(f"{name} must be a finite number >= 0, got {value}")
     batch_size = domains.numel()
@@ -106,7 +106,8 @@ def validate_target(target: torch.Tensor, n: int) -> torch.Tensor:
             f"got {tuple(target.shape)}"
         )
     if not torch.isfinite(target).all():
-        raise ValueError("target must be finite; it contains NaN or inf")
+        row, col = (int(i) for i in (~torch.isfinite(target)).nonzero()[0])
+        raise ValueError(f"target must be finite, got NaN or inf: target[{row}, {col}] = {float(target[row, col])}")
     if (target < 0).any():
         raise ValueError(f"target must be non-negative; its smallest entry is {float(target.min()):.4g}")
     diagonal = target.diagonal()
