@@ -26,6 +26,7 @@ from torch import nn
 __all__ = [
     "ProbeResult",
     "DEFAULT_CS",
+    "DEFAULT_KS",
     "extract_features",
     "extract_view_features",
     "linear_probe",
@@ -41,6 +42,7 @@ __all__ = [
 ]
 
 DEFAULT_CS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+DEFAULT_KS = (20, 200)  # kNN neighbourhood sizes reported by default
 Device = Union[str, torch.device]
 
 
@@ -358,11 +360,14 @@ def evaluate_features(
     test: tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]],
     *,
     test_views: Optional[torch.Tensor] = None,
-    ks: Sequence[int] = (20, 200),
+    ks: Optional[Sequence[int]] = None,
     domain_names: Optional[Sequence[str]] = None,
     seed: int = 0,
 ) -> dict:
     """All metrics from extracted features ``(features, labels, domains)`` of train and test.
+
+    ``ks=None`` means the k of :data:`DEFAULT_KS` that do not exceed the number of train features (or
+    that number, when it is below all of them); explicit ``ks`` must all fit.
 
     Keys: ``linear_acc``, ``linear_C``, ``knn_acc`` (first k), ``knn_acc_k{k}`` for each k,
     ``uniformity`` (test features), ``alignment`` when ``test_views`` (V ≥ 2, N, D) is given (views 1 and 2),
@@ -373,7 +378,7 @@ def evaluate_features(
     (xtr, ytr, dtr), (xte, yte, dte) = train, test
     probe = linear_probe(xtr, ytr, xte, yte, seed=seed)
     metrics: dict = {"linear_acc": probe.accuracy, "linear_C": probe.C}
-    ks = tuple(ks)
+    ks = (tuple(k for k in DEFAULT_KS if k <= len(xtr)) or (len(xtr),)) if ks is None else tuple(ks)
     if not ks:
         raise ValueError("ks must name at least one k for the kNN accuracy, got ()")
     for k in ks:
@@ -404,7 +409,7 @@ def evaluate_encoder(
     test_set,
     *,
     view_transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
-    ks: Sequence[int] = (20, 200),
+    ks: Optional[Sequence[int]] = None,
     batch_size: int = 256,
     device: Device = "cpu",
     seed: int = 0,

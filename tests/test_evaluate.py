@@ -210,6 +210,22 @@ def test_evaluate_features_reports_domain_metrics_by_name():
     assert set(metrics["heldout_domain_acc_per_domain"]) == {"a", "b"}
 
 
+@pytest.mark.parametrize("n_train, expected_ks", [(40, (20,)), (250, (20, 200)), (12, (12,))])
+def test_default_knn_ks_fit_the_train_split(n_train, expected_ks):
+    train = extract_features(nn.Flatten(), tiny_dataset(n=n_train))
+    test = extract_features(nn.Flatten(), tiny_dataset(n=10, seed=1))
+    metrics = evaluate_features(train, test)
+    assert sorted(k for k in metrics if k.startswith("knn_acc_k")) == [f"knn_acc_k{k}" for k in expected_ks]
+    assert metrics["knn_acc"] == metrics[f"knn_acc_k{expected_ks[0]}"]
+
+
+def test_explicit_knn_k_larger_than_the_train_split_is_an_error():
+    train = extract_features(nn.Flatten(), tiny_dataset(n=40))
+    test = extract_features(nn.Flatten(), tiny_dataset(n=10, seed=1))
+    with pytest.raises(ValueError, match=r"k must be an integer in \[1, 40\] .*got 200"):
+        evaluate_features(train, test, ks=(20, 200))
+
+
 def test_extract_features_errors():
     with pytest.raises(TypeError, match="mean"):
         extract_features(nn.Flatten(), torch.utils.data.TensorDataset(torch.zeros(2, 3)))
