@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from . import distributed
-from .train import (LR_SCALINGS, OPTIMIZERS, PRECISIONS, TARGETS, NonFiniteLossError, PretrainConfig, prepare,
-                    pretrain, write_json)
+from .config import LR_SCALINGS, OPTIMIZERS, PRECISIONS, TARGETS, PretrainConfig
+from .train import NonFiniteLossError, prepare, pretrain, write_json
 
 __all__ = ["main", "build_parser", "format_table", "DEFAULT_COMPARE_LOSSES"]
 

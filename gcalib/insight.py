@@ -31,7 +31,7 @@ from torch import nn
 
 from .losses import GCALoss, embed_views, scored_plan
 from .plans import positive_pairs
-from .train import RESUME_FREE_FIELDS, PretrainConfig
+from .config import RESUME_FREE_FIELDS, PretrainConfig
 
 __all__ = [
     "config_digest",
@@ -48,7 +48,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 def config_digest(config: PretrainConfig, length: int = 10) -> str:
     """Hex digest (SHA-256, first ``length`` characters) of ``config.to_dict()`` without the fields a
-    resumed run may change (:data:`gcalib.train.RESUME_FREE_FIELDS`: progress, out_dir, device, …)."""
+    resumed run may change (:data:`gcalib.config.RESUME_FREE_FIELDS`: progress, out_dir, device, …)."""
     if not isinstance(config, PretrainConfig):
         raise TypeError(f"config must be a PretrainConfig, got {type(config).__name__}")
     if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= 64:

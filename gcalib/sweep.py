@@ -234,8 +234,8 @@ def _run_name(d: float, seed: int) -> str:
 
 def _reusable(run_dir: Path, config_dict: dict, probe_Cs: list) -> Optional[dict]:
     """The metrics saved in ``run_dir/sweep_run.json`` by a finished run with this config and probe grid,
-    else None (fields of :data:`gcalib.train.RESUME_FREE_FIELDS` may differ: they do not change the numbers)."""
-    from .train import RESUME_FREE_FIELDS
+    else None (fields of :data:`gcalib.config.RESUME_FREE_FIELDS` may differ: they do not change the numbers)."""
+    from .config import RESUME_FREE_FIELDS
 
     try:
         saved = json.loads((run_dir / "sweep_run.json").read_text())
@@ -300,7 +300,7 @@ def domain_sweep(
     """Pretrain with ``target="domain"`` for every α − β in ``alpha_minus_beta`` and every seed, evaluate
     each encoder, and summarise (see the module docstring).
 
-    ``overrides`` are :class:`gcalib.train.PretrainConfig` fields (``epochs``, ``batch_size``, ``loss``,
+    ``overrides`` are :class:`gcalib.config.PretrainConfig` fields (``epochs``, ``batch_size``, ``loss``,
     ``loss_params``, ``lr``, ``max_train_samples``, ``dataset_options``, ``device``, ``progress``, …) on
     top of :data:`SWEEP_DEFAULTS`; the sweep sets dataset, target, alpha, beta, seed, out_dir, evaluate
     and resume itself. Every configuration is validated (and the data loaded) before the first run starts.
@@ -432,7 +432,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``domain-sweep`` subcommand to ``subparsers``; its handler is ``args.handler(args) -> int``."""
     from .data import DATASETS
     from .losses import LOSSES
-    from .train import PretrainConfig
+    from .config import PretrainConfig
 
     defaults = PretrainConfig()
     p = subparsers.add_parser(

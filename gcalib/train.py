@@ -29,7 +29,7 @@ import os
 import random
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional, Union
 
@@ -42,212 +42,17 @@ from . import distributed, plans
 from .byol import BYOL
 from .data import MultiViewDataset, blocked_views
 from .evaluate import iterate_loader, limit_threads
-from .models import ARCHS, Projector, make_encoder
+from .config import RESUME_FREE_FIELDS, PretrainConfig
+from .models import Projector, make_encoder
 
 __all__ = [
-    "TARGETS", "OPTIMIZERS", "PRECISIONS", "LR_SCALINGS", "RESUME_FREE_FIELDS",
     "PretrainConfig", "PreparedRun", "PretrainResult", "NonFiniteLossError", "ContrastiveModel", "WarmupCosine",
-    "pretrain", "prepare", "resolve_device", "resolve_precision", "lr_scale", "write_json",
+    "pretrain", "prepare", "resolve_device", "resolve_precision", "write_json",
 ]
-
-TARGETS = ("positive", "labels", "domain")
-OPTIMIZERS = ("sgd", "adam")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-LR_SCALINGS = ("linear", "sqrt", "none")
-# Fields that may differ between a run and its resumption (they do not change the computed numbers,
-# except that another device gives other rounding; `workers` is not free: it changes the view RNG streams).
-RESUME_FREE_FIELDS = ("resume", "download", "progress", "checkpoint_every", "compile", "out_dir", "evaluate", "device")
 
 
 class NonFiniteLossError(RuntimeError):
     """A training step produced a NaN/inf loss (or projector output); the weights were not updated."""
-
-
-def _fail(name: str, value: Any, expected: str, error: type = ValueError) -> None:
-    raise error(f"{name} must be {expected}, got {value!r}")
-
-
-def _int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        _fail(name, value, f"an int >= {minimum}", TypeError)
-    if value < minimum:
-        _fail(name, value, f"an int >= {minimum}")
-
-
-def _real(name: str, value: Any, ok, expected: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        _fail(name, value, expected, TypeError)
-    if not (math.isfinite(value) and ok(value)):
-        _fail(name, value, expected)
-
-
-def _choice(name: str, value: Any, valid: tuple) -> None:
-    if value not in valid:
-        raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
-
-
-@dataclass
-class PretrainConfig:
-    """Everything that defines a pretraining run (validated on construction).
-
-    Defaults are the digits recipe: small CNN, SimCLR views (s = 0.5), projector 512 → 128, InfoNCE
-    at ε = 0.5, AdamW lr 2e-3 with one warm-up epoch and a cosine, batch 128, 20 epochs.
-
-    * ``loss``: a name of :data:`gcalib.losses.LOSSES`, or ``"byol"`` (EMA target network + predictor,
-      :mod:`gcalib.byol`); ``loss_params`` go to :func:`gcalib.losses.make_loss` (eps, n_iter, q, lam,
-      reg_a, reg_b, r1, r2, …). ``method`` tells the two kinds apart.
-    * ``target``: ``"positive"`` pairs, ``"labels"`` (class-aware plan) or ``"domain"`` (positives +
-      α·same domain + β·other domain), built per batch with :mod:`gcalib.plans`.
-    * ``optimizer``: ``"sgd"`` (Nesterov momentum) or ``"adam"`` (AdamW, decoupled weight decay).
-    * ``max_train_samples``: pretrain on the first N train samples only (smoke tests, quick looks);
-      evaluation still uses the whole split.
-    * ``precision="auto"``: bf16 autocast on CUDA, fp32 elsewhere (the loss always runs in fp32).
-    * ``batch_augment``: when the train split is held in memory, draw the views for a whole batch at
-      once on the training device with :class:`gcalib.batch_augment.BatchAugment` (same parameter
-      distributions as the per-image pipeline, many times faster); otherwise, or with ``False``, each
-      image goes through :func:`gcalib.augment.make_view_transform` in the DataLoader.
-    * ``workers``: data-loading processes of the per-image pipeline; it changes the augmentation RNG
-      streams, so a resumed run must keep it.
-    * ``lr_scaling``: with W processes the peak lr is ``lr`` (``"none"``: ``lr`` is meant for the global
-      batch ``W·batch_size``), ``lr·W`` (``"linear"``, Goyal et al.'s rule for SGD: ``lr`` was tuned for
-      ``batch_size`` on one process) or ``lr·√W`` (``"sqrt"``, common for Adam); one process uses ``lr``.
-    * ``sync_bn``: SyncBatchNorm over all ranks (CUDA only; a no-op in one process).
-    * ``checkpoint_every`` counts epochs (0: none); ``deterministic`` asks torch for deterministic
-      kernels (bit-exact resume on CPU).
-    """
-
-    dataset: str = "digits"
-    root: Optional[str] = None
-    download: bool = False
-    dataset_options: dict = field(default_factory=dict)
-    max_train_samples: Optional[int] = None
-    n_views: int = 2
-    augmentation: str = "simclr"
-    strength: float = 0.5
-    blur: bool = False
-    arch: str = "small_cnn"
-    projector_hidden_dim: int = 512
-    projector_out_dim: int = 128
-    loss: str = "infonce"
-    loss_params: dict = field(default_factory=dict)
-    target: str = "positive"
-    alpha: float = 0.0
-    beta: float = 0.0
-    byol_momentum: float = 0.99
-    byol_predictor_hidden_dim: int = 512
-    optimizer: str = "adam"
-    lr: float = 2e-3
-    lr_scaling: str = "none"
-    momentum: float = 0.9
-    weight_decay: float = 1e-5
-    warmup_epochs: int = 1
-    batch_size: int = 128
-    epochs: int = 20
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"
-    compile: bool = False
-    workers: int = 2
-    out_dir: Optional[str] = None
-    checkpoint_every: int = 1
-    resume: bool = False
-    deterministic: bool = False
-    skip_nonfinite: bool = False
-    sync_bn: bool = False
-    batch_augment: bool = True
-    evaluate: bool = True
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise ``ValueError``/``TypeError`` naming the field, the value and what is expected."""
-        from .augment import AUGMENTATIONS, recipe
-        from .data import DATASETS
-        from .losses import LOSSES, make_loss
-
-        _choice("dataset", self.dataset, DATASETS)
-        if self.root is not None and not isinstance(self.root, (str, os.PathLike)):
-            _fail("root", self.root, "None or a path", TypeError)
-        if not isinstance(self.dataset_options, dict):
-            _fail("dataset_options", self.dataset_options, "a dict of load_dataset options", TypeError)
-        if self.max_train_samples is not None:
-            _int("max_train_samples", self.max_train_samples, 2)
-        _int("n_views", self.n_views, 2)
-        _choice("augmentation", self.augmentation, AUGMENTATIONS)
-        recipe(self.augmentation, self.strength, self.blur)
-        _choice("arch", self.arch, ARCHS)
-        _int("projector_hidden_dim", self.projector_hidden_dim, 1)
-        _int("projector_out_dim", self.projector_out_dim, 1)
-        if not isinstance(self.loss_params, dict):
-            _fail("loss_params", self.loss_params, "a dict of loss hyper-parameters", TypeError)
-        _choice("target", self.target, TARGETS)
-        _real("alpha", self.alpha, lambda v: v >= 0, "a finite number >= 0")
-        _real("beta", self.beta, lambda v: v >= 0, "a finite number >= 0")
-        if self.target != "domain" and (self.alpha or self.beta):
-            raise ValueError(f"alpha={self.alpha} and beta={self.beta} only apply to target='domain', "
-                             f"got target={self.target!r}")
-        _choice("loss", self.loss, tuple(LOSSES) + ("byol",))
-        if self.loss != "byol":
-            make_loss(self.loss, **self.loss_params)
-        else:
-            if self.loss_params:
-                raise ValueError(f"loss_params must be empty for loss='byol' (it has no plan loss), "
-                                 f"got {self.loss_params!r}")
-            if self.target != "positive":
-                raise ValueError(f"loss='byol' has no target plan: target must be 'positive', got {self.target!r}")
-        _real("byol_momentum", self.byol_momentum, lambda v: 0 <= v <= 1, "a number in [0, 1]")
-        _int("byol_predictor_hidden_dim", self.byol_predictor_hidden_dim, 1)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _real("lr", self.lr, lambda v: v > 0, "a finite number > 0")
-        _choice("lr_scaling", self.lr_scaling, LR_SCALINGS)
-        _real("momentum", self.momentum, lambda v: 0 <= v < 1, "a number in [0, 1)")
-        _real("weight_decay", self.weight_decay, lambda v: v >= 0, "a finite number >= 0")
-        _int("epochs", self.epochs, 1)
-        _int("warmup_epochs", self.warmup_epochs, 0)
-        if self.warmup_epochs > self.epochs:
-            _fail("warmup_epochs", self.warmup_epochs, f"at most epochs={self.epochs}")
-        _int("batch_size", self.batch_size, 2)
-        _int("seed", self.seed, 0)
-        _int("workers", self.workers, 0)
-        _int("checkpoint_every", self.checkpoint_every, 0)
-        if not isinstance(self.device, str):
-            _fail("device", self.device, "a str such as 'auto', 'cpu' or 'cuda:0'", TypeError)
-        if self.device != "auto":
-            try:
-                torch.device(self.device)
-            except RuntimeError:
-                _fail("device", self.device, "'auto' or a torch device string such as 'cpu' or 'cuda:0'")
-        _choice("precision", self.precision, PRECISIONS)
-        for name in ("download", "blur", "compile", "resume", "deterministic", "skip_nonfinite", "sync_bn",
-                     "batch_augment", "evaluate", "progress"):
-            if not isinstance(getattr(self, name), bool):
-                _fail(name, getattr(self, name), "a bool", TypeError)
-        if self.out_dir is not None and not isinstance(self.out_dir, (str, os.PathLike)):
-            _fail("out_dir", self.out_dir, "None or a directory path", TypeError)
-        if self.resume and self.out_dir is None:
-            raise ValueError("resume=True needs out_dir (the directory holding the checkpoints), got out_dir=None")
-
-    @property
-    def method(self) -> str:
-        """``"byol"`` for ``loss="byol"`` (EMA target network + predictor), else ``"gca"`` (a plan loss)."""
-        return "byol" if self.loss == "byol" else "gca"
-
-    def to_dict(self) -> dict:
-        """JSON-ready dict of the fields (paths as str)."""
-        out = dataclasses.asdict(self)
-        for key in ("root", "out_dir"):
-            if out[key] is not None:
-                out[key] = str(out[key])
-        return json.loads(json.dumps(out))
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "PretrainConfig":
-        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown PretrainConfig field(s) {unknown}")
-        return cls(**values)
 
 
 @dataclass
@@ -324,12 +129,6 @@ def resolve_device(device: str) -> torch.device:
     if resolved.type == "cuda" and resolved.index is None and distributed.env_world_size() > 1:
         resolved = torch.device("cuda", distributed.local_rank())
     return resolved
-
-
-def lr_scale(rule: str, world: int) -> float:
-    """Peak-lr multiplier for ``world`` processes: ``W`` (linear), ``√W`` (sqrt) or 1 (none)."""
-    _choice("lr_scaling", rule, LR_SCALINGS)
-    return {"linear": float(world), "sqrt": math.sqrt(world), "none": 1.0}[rule]
 
 
 def resolve_precision(precision: str, device: torch.device) -> Optional[torch.dtype]:
@@ -469,7 +268,7 @@ def _build_model(config: PretrainConfig, in_channels: int) -> nn.Module:
 
 def _build_optimizer(config: PretrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     params = [p for p in model.online_parameters() if p.requires_grad]
-    lr = config.lr * lr_scale(config.lr_scaling, distributed.world_size())
+    lr = config.peak_lr(distributed.world_size())
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=config.momentum, nesterov=config.momentum > 0,
                                weight_decay=config.weight_decay)

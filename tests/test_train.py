@@ -13,8 +13,8 @@ import torch
 from gcalib import checkpoint as ckpt
 from gcalib.byol import BYOL, byol_loss, target_momentum
 from gcalib.models import Projector, make_encoder
-from gcalib.train import (ContrastiveModel, NonFiniteLossError, PretrainConfig, WarmupCosine, lr_scale, prepare,
-                          pretrain, resolve_precision)
+from gcalib.train import (ContrastiveModel, NonFiniteLossError, PretrainConfig, WarmupCosine, prepare, pretrain,
+                          resolve_precision)
 
 TINY = dict(max_train_samples=96, batch_size=32, workers=0, evaluate=False, progress=False, projector_hidden_dim=64)
 
@@ -362,7 +362,7 @@ def test_sigkill_mid_epoch_then_resume_is_bit_exact(tmp_path):
 @pytest.mark.parametrize("rule, world, factor", [("linear", 4, 4.0), ("sqrt", 4, 2.0), ("none", 4, 1.0),
                                                  ("linear", 1, 1.0), ("sqrt", 1, 1.0)])
 def test_lr_scaling_rules(rule, world, factor):
-    assert lr_scale(rule, world) == factor
+    assert PretrainConfig(lr=0.5, lr_scaling=rule).peak_lr(world) == 0.5 * factor
 
 
 def test_unknown_lr_scaling_lists_the_rules():
