@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from .losses import GCALoss, LossSpec, embed_views, kl_divergence, make_loss, plan_log_weights, robust_divergence
 from .ot import OTResult, iterate, relaxation_factor, sinkhorn
 from .plans import positive_pairs, validate_target
+from .validation import check_int, check_nonnegative, check_positive, check_real
 
 __all__ = [
     "two_clouds",
@@ -48,22 +49,6 @@ __all__ = [
 ]
 
 
-def _check_int(name: str, value: int, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def _check_real(name: str, value: float, ok, expected: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    if math.isnan(value) or not ok(float(value)):
-        raise ValueError(f"{name} must be {expected}, got {value}")
-    return float(value)
-
-
 def _check_matrix(name: str, value: torch.Tensor) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
@@ -82,9 +67,9 @@ def two_clouds(
     """Two 2-D point clouds: ``x`` a round Gaussian blob at the origin, ``y`` an elongated blob
     centred at (3, 1) followed by ``n_outliers`` far points near (3, 6) (the last rows of ``y``).
     Seeded by ``seed``; returns ``(x, y)`` of shapes (n_source, 2) and (n_target + n_outliers, 2)."""
-    _check_int("n_source", n_source, 1)
-    _check_int("n_target", n_target, 1)
-    _check_int("n_outliers", n_outliers, 0)
+    check_int("n_source", n_source, 1)
+    check_int("n_target", n_target, 1)
+    check_int("n_outliers", n_outliers, 0)
     gen = torch.Generator().manual_seed(seed)
     x = 0.6 * torch.randn(n_source, 2, generator=gen, dtype=dtype)
     stretch = torch.tensor([[1.2, 0.0], [0.0, 0.35]], dtype=dtype)
@@ -176,9 +161,9 @@ def marginal_errors(
     iteration, from one run; ``e_k`` equals ``sinkhorn(cost, eps, a, b, n_iter=k).marginal_error``.
     Runs ``n_iter`` iterations, or stops after the first ``e_k < tol`` when ``tol`` is given (so a
     log-scale plot never meets an error of exactly zero)."""
-    _check_int("n_iter", n_iter, 1)
+    check_int("n_iter", n_iter, 1)
     if tol is not None:
-        _check_real("tol", tol, lambda v: 0 < v < math.inf, "a finite number > 0 or None")
+        check_positive("tol", tol)
     start = sinkhorn(cost, eps, a, b, reg_a=reg_a, reg_b=reg_b, n_iter=0)
     log_kernel = -start.cost / start.eps
     fa, fb = relaxation_factor(start.reg_a, start.eps), relaxation_factor(start.reg_b, start.eps)
@@ -238,12 +223,12 @@ def contrastive_batch(
     Each sample is ``c_k + spread·ξ/√dim`` around one of ``n_clusters`` unit-norm centres ``c_k``
     (clusters of unequal size make some embeddings "hubs"); each view adds ``view_noise·ξ'/√dim``.
     Seeded by ``seed`` (CPU generator, then moved to ``device``)."""
-    _check_int("batch_size", batch_size, 2)
-    _check_int("dim", dim, 1)
-    _check_int("n_views", n_views, 2)
-    _check_int("n_clusters", n_clusters, 1)
-    _check_real("spread", spread, lambda v: 0 <= v < math.inf, "a finite number >= 0")
-    _check_real("view_noise", view_noise, lambda v: 0 <= v < math.inf, "a finite number >= 0")
+    check_int("batch_size", batch_size, 2)
+    check_int("dim", dim, 1)
+    check_int("n_views", n_views, 2)
+    check_int("n_clusters", n_clusters, 1)
+    check_nonnegative("spread", spread)
+    check_nonnegative("view_noise", view_noise)
     gen = torch.Generator().manual_seed(seed)
     centres = torch.randn(n_clusters, dim, generator=gen, dtype=dtype)
     centres = centres / centres.norm(dim=1, keepdim=True)
@@ -264,7 +249,7 @@ def batch_cost(views: Sequence[torch.Tensor]) -> torch.Tensor:
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
     """NT-Xent (SimCLR) for two views, written with ``F.cross_entropy``: logits ``cos/τ`` over the
     2B − 1 other rows, the label of row ``i`` is its partner ``(i + B) mod 2B``; mean over rows."""
-    _check_real("temperature", temperature, lambda v: 0 < v < math.inf, "a finite number > 0")
+    check_positive("temperature", temperature)
     z = F.normalize(torch.cat([z1, z2]), dim=1)
     n = z.shape[0]
     logits = (z @ z.T / temperature).masked_fill(torch.eye(n, dtype=torch.bool, device=z.device), -math.inf)
@@ -362,7 +347,7 @@ def corrupted_rows(mask: torch.Tensor, n_views: int) -> torch.Tensor:
     (the last view of each sample flagged in ``mask``): a boolean (n,) vector."""
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.dim() != 1:
         raise TypeError(f"mask must be a one-dimensional bool tensor (one flag per sample), got {mask!r:.60}")
-    _check_int("n_views", n_views, 2)
+    check_int("n_views", n_views, 2)
     rows = torch.zeros(n_views * mask.numel(), dtype=torch.bool, device=mask.device)
     rows[(n_views - 1) * mask.numel():] = mask
     return rows
@@ -403,7 +388,7 @@ def corrupt_views(
     """Break ``round(fraction·B)`` positive pairs: the last view of those samples is replaced by an
     unrelated Gaussian vector (scaled to the replaced rows' norms). Returns the new views and a
     boolean mask (B,) of corrupted samples; the other views are returned unchanged."""
-    _check_real("fraction", fraction, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+    check_real("fraction", fraction, lambda v: 0 <= v <= 1, "a number in [0, 1]")
     if len(views) < 2:
         raise ValueError(f"need at least two views, got {len(views)}")
     batch_size = views[0].shape[0]

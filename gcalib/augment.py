@@ -15,6 +15,8 @@ from typing import Callable, Optional, Sequence
 import torch
 from torchvision.transforms import v2
 
+from .validation import check_bool, check_choice, check_int, check_real
+
 __all__ = [
     "AUGMENTATIONS", "BRIGHTNESS_SHIFTS", "ViewRecipe", "recipe", "blur_kernel_size",
     "brightness_shift", "BrightnessShift", "make_view_transform", "eval_transform",
@@ -64,13 +66,9 @@ def recipe(name: str, strength: float = 0.5, blur: bool = False) -> ViewRecipe:
     """The constants of preset ``name`` (one of ``AUGMENTATIONS``) with colour-jitter strength s:
     ColorJitter(0.8s, 0.8s, 0.8s, 0.2s) applied with probability 0.8. ``none`` (no randomness)
     ignores ``strength`` and ``blur`` once they are validated."""
-    if name not in AUGMENTATIONS:
-        raise ValueError(f"unknown augmentation name {name!r}; expected one of {list(AUGMENTATIONS)}")
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)) \
-            or not 0.0 <= strength <= MAX_STRENGTH:
-        raise ValueError(f"strength must be a number in [0, {MAX_STRENGTH}], got {strength!r}")
-    if not isinstance(blur, bool):
-        raise TypeError(f"blur must be a bool, got {type(blur).__name__} ({blur!r})")
+    check_choice("augmentation", name, AUGMENTATIONS)
+    check_real("strength", strength, lambda v: 0 <= v <= MAX_STRENGTH, f"a number in [0, {MAX_STRENGTH}]")
+    check_bool("blur", blur)
     if name == "none":
         return ViewRecipe(name="none", crop_scale=None)
     return ViewRecipe(
@@ -92,11 +90,6 @@ def blur_kernel_size(image_size: int) -> int:
     return max(3, 2 * (image_size // 20) + 1)
 
 
-def _check_severity(severity: int) -> None:
-    if isinstance(severity, bool) or severity not in (1, 2, 3, 4, 5):
-        raise ValueError(f"severity must be an int in 1..5, got {severity!r}")
-
-
 def brightness_shift(images: torch.Tensor, severity: int) -> torch.Tensor:
     """CIFAR-10-C brightness on float images (..., C, H, W) in [0, 1], C ∈ {1, 3}.
 
@@ -105,7 +98,7 @@ def brightness_shift(images: torch.Tensor, severity: int) -> torch.Tensor:
     V' · (rgb/V) (never above 1: rgb/V <= 1 in floating point), and (V', V', V') where V = 0
     (black has S = 0). One channel: clip(x + c, 0, 1).
     """
-    _check_severity(severity)
+    check_int("severity", severity, 1, len(BRIGHTNESS_SHIFTS))
     if not isinstance(images, torch.Tensor) or not images.is_floating_point():
         raise TypeError("images must be a floating-point tensor with values in [0, 1], got "
                         f"{images.dtype if isinstance(images, torch.Tensor) else type(images).__name__}")
@@ -128,7 +121,7 @@ class BrightnessShift:
     """Transform applying :func:`brightness_shift` with a fixed severity to one float image in [0, 1]."""
 
     def __init__(self, severity: int) -> None:
-        _check_severity(severity)
+        check_int("severity", severity, 1, len(BRIGHTNESS_SHIFTS))
         self.severity = severity
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
@@ -161,8 +154,7 @@ def make_view_transform(name: str, image_size: int, mean: Sequence[float], std: 
     image_size square) and normalises, i.e. :func:`eval_transform` on a correctly sized input.
     """
     spec = recipe(name, strength, blur)
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
-        raise ValueError(f"image_size must be a positive int, got {image_size!r}")
+    check_int("image_size", image_size, 1)
     mean, std = _check_stats(mean, std)
     steps: list = []
     if spec.crop_scale is None:

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gcalib.augment import ViewRecipe, blur_kernel_size, brightness_shift, recipe
+from gcalib.validation import check_int, check_nonnegative, check_real, fail
 
 __all__ = [
     "Boxes", "JitterParams", "ViewParams", "BatchAugment", "sample_crop_boxes", "sample_erase_boxes",
@@ -108,16 +109,6 @@ class ViewParams:
 # samplers
 
 
-def _check_count(n: int) -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"n must be a non-negative int, got {n!r}")
-
-
-def _check_size(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
 def _check_range(name: str, value: Sequence[float], positive: bool) -> tuple[float, float]:
     lo, hi = (float(v) for v in value)
     if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi and (lo > 0 if positive else lo >= 0)):
@@ -175,9 +166,9 @@ def sample_crop_boxes(n: int, height: int, width: int, scale: Sequence[float],
     left ~ U{0..W−w}; without one, the central crop of the whole image clipped to the ratio range.
     Tensors live on ``generator.device`` if a generator is given, else on ``device`` (default CPU).
     """
-    _check_count(n)
-    _check_size("height", height)
-    _check_size("width", width)
+    check_int("n", n, 0)
+    check_int("height", height, 1)
+    check_int("width", width, 1)
     scale = _check_range("scale", scale, positive=False)
     ratio = _check_range("ratio", ratio, positive=True)
     dev = _resolve_device(generator, device)
@@ -209,13 +200,12 @@ def sample_erase_boxes(n: int, height: int, width: int, scale: Sequence[float],
     w = round(√(a/r)); the first of 10 attempts with h < H and w < W wins, with top ~ U{0..H−h},
     left ~ U{0..W−w}. No winner (or not applied): an empty box (nothing erased).
     """
-    _check_count(n)
-    _check_size("height", height)
-    _check_size("width", width)
+    check_int("n", n, 0)
+    check_int("height", height, 1)
+    check_int("width", width, 1)
     scale = _check_range("scale", scale, positive=False)
     ratio = _check_range("ratio", ratio, positive=True)
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
+    check_real("p", p, lambda v: 0 <= v <= 1, "a probability in [0, 1]")
     dev = _resolve_device(generator, device)
     applied = _bernoulli(n, p, generator, dev)
     h_all, w_all = _sample_sides(n, height, width, scale, ratio, generator, dev)
@@ -229,8 +219,7 @@ def sample_erase_boxes(n: int, height: int, width: int, scale: Sequence[float],
 
 
 def _jitter_range(name: str, strength: float, centre: float) -> tuple[float, float]:
-    if not (math.isfinite(strength) and strength >= 0):
-        raise ValueError(f"{name} jitter must be a finite number >= 0, got {strength!r}")
+    check_nonnegative(f"{name} jitter", strength)
     return (max(0.0, centre - strength), centre + strength) if centre else (-strength, strength)
 
 
@@ -240,14 +229,13 @@ def sample_jitter_params(n: int, jitter: Sequence[float], p: float, *,
     """Draws of RandomApply([ColorJitter(b, c, s, h)], p), n at once: applied ~ Bernoulli(p), a
     uniformly random op order (argsort of 4 uniforms), brightness/contrast/saturation factors
     ~ U[max(0, 1 − j), 1 + j], hue shift ~ U[−h, h] (h ≤ 0.5)."""
-    _check_count(n)
+    check_int("n", n, 0)
     if len(jitter) != 4:
         raise ValueError(f"jitter must be (brightness, contrast, saturation, hue), got {tuple(jitter)!r}")
     b, c, s, h = (float(v) for v in jitter)
     if h > 0.5:
         raise ValueError(f"hue jitter must be <= 0.5, got {h!r}")
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
+    check_real("p", p, lambda v: 0 <= v <= 1, "a probability in [0, 1]")
     dev = _resolve_device(generator, device)
     applied = _bernoulli(n, p, generator, dev)
     order = torch.rand((n, 4), generator=generator, device=dev).argsort(dim=1)
@@ -422,9 +410,8 @@ def rgb_to_grayscale(images: Tensor) -> Tensor:
 def gaussian_blur(images: Tensor, kernel_size: int, sigma: Tensor) -> Tensor:
     """Separable Gaussian blur with reflect padding, kernel k_t ∝ exp(−t²/(2σ_b²)),
     t = −(K−1)/2..(K−1)/2, one σ per sample (a depthwise convolution over the batch)."""
-    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 \
-            or kernel_size % 2 == 0:
-        raise ValueError(f"kernel_size must be an odd positive int, got {kernel_size!r}")
+    if check_int("kernel_size", kernel_size, 1) % 2 == 0:
+        fail("kernel_size", kernel_size, "an odd int >= 1")
     n, channels, height, width = images.shape
     half = kernel_size // 2
     taps = torch.arange(kernel_size, device=images.device, dtype=images.dtype) - half
@@ -506,7 +493,7 @@ class BatchAugment(nn.Module):
         return module
 
     def _setup(self, view: ViewRecipe, image_size: int, mean: Sequence[float], std: Sequence[float]) -> None:
-        _check_size("image_size", image_size)
+        check_int("image_size", image_size, 1)
         mean, std = [float(m) for m in mean], [float(s) for s in std]
         if len(mean) != len(std) or len(mean) not in (1, 3):
             raise ValueError(f"mean and std need the same length 1 or 3, got mean={mean}, std={std}")
@@ -597,7 +584,6 @@ class BatchAugment(nn.Module):
                    generator: Optional[torch.Generator] = None) -> Tensor:
         """n_views independent views per sample in the blocked layout: (n_views·B, C, S, S), row r is
         view r // B of sample r mod B."""
-        if isinstance(n_views, bool) or not isinstance(n_views, int) or n_views < 1:
-            raise ValueError(f"n_views must be a positive int, got {n_views!r}")
+        check_int("n_views", n_views, 1)
         _check_images(images, self.mean.shape[0])
         return self(images.repeat(n_views, 1, 1, 1), generator)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .models import Projector
+from .validation import check_int
 
 __all__ = ["BYOL", "byol_loss", "target_momentum"]
 
@@ -37,8 +38,7 @@ def byol_loss(predictions: list[torch.Tensor], targets: list[torch.Tensor]) -> t
 
 def target_momentum(base: float, step: int, total_steps: int) -> float:
     """BYOL's cosine EMA schedule ``1 − (1 − base)(cos(π·step/total) + 1)/2``."""
-    if total_steps < 1:
-        raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+    check_int("total_steps", total_steps, 1)
     return 1.0 - (1.0 - base) * (math.cos(math.pi * min(step, total_steps) / total_steps) + 1.0) / 2.0
 
 

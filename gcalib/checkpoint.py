@@ -22,6 +22,8 @@ from typing import Any, Mapping, Optional, Union
 import numpy as np
 import torch
 
+from .validation import check_int
+
 __all__ = [
     "CHECKPOINT_KEYS",
     "checkpoint_path",
@@ -89,8 +91,7 @@ def save_checkpoint(state: Mapping[str, Any], directory: PathLike, keep: int = 2
     missing = [k for k in CHECKPOINT_KEYS if k not in state]
     if missing:
         raise ValueError(f"state is missing checkpoint keys {missing}; expected all of {CHECKPOINT_KEYS}")
-    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
-        raise ValueError(f"keep must be a positive integer, got {keep!r}")
+    check_int("keep", keep, 1)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = atomic_save(dict(state), checkpoint_path(directory, int(state["epoch"])))

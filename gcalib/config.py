@@ -11,11 +11,12 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 
 from .models import ARCHS
+from .validation import check_bool, check_choice, check_int, check_nonnegative, check_positive, check_real, fail
 
 __all__ = ["TARGETS", "OPTIMIZERS", "PRECISIONS", "LR_SCALINGS", "RESUME_FREE_FIELDS", "PretrainConfig"]
 
@@ -26,29 +27,6 @@ LR_SCALINGS = ("linear", "sqrt", "none")
 # Fields that may differ between a run and its resumption (they do not change the computed numbers,
 # except that another device gives other rounding; `workers` is not free: it changes the view RNG streams).
 RESUME_FREE_FIELDS = ("resume", "download", "progress", "checkpoint_every", "compile", "out_dir", "evaluate", "device")
-
-
-def _fail(name: str, value: Any, expected: str, error: type = ValueError) -> None:
-    raise error(f"{name} must be {expected}, got {value!r}")
-
-
-def _int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        _fail(name, value, f"an int >= {minimum}", TypeError)
-    if value < minimum:
-        _fail(name, value, f"an int >= {minimum}")
-
-
-def _real(name: str, value: Any, ok, expected: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        _fail(name, value, expected, TypeError)
-    if not (math.isfinite(value) and ok(value)):
-        _fail(name, value, expected)
-
-
-def _choice(name: str, value: Any, valid: tuple) -> None:
-    if value not in valid:
-        raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
 
 
 @dataclass
@@ -132,28 +110,28 @@ class PretrainConfig:
         from .data import DATASETS
         from .losses import LOSSES, make_loss
 
-        _choice("dataset", self.dataset, DATASETS)
+        check_choice("dataset", self.dataset, DATASETS)
         if self.root is not None and not isinstance(self.root, (str, os.PathLike)):
-            _fail("root", self.root, "None or a path", TypeError)
+            fail("root", self.root, "None or a path", TypeError)
         if not isinstance(self.dataset_options, dict):
-            _fail("dataset_options", self.dataset_options, "a dict of load_dataset options", TypeError)
+            fail("dataset_options", self.dataset_options, "a dict of load_dataset options", TypeError)
         if self.max_train_samples is not None:
-            _int("max_train_samples", self.max_train_samples, 2)
-        _int("n_views", self.n_views, 2)
-        _choice("augmentation", self.augmentation, AUGMENTATIONS)
+            check_int("max_train_samples", self.max_train_samples, 2)
+        check_int("n_views", self.n_views, 2)
+        check_choice("augmentation", self.augmentation, AUGMENTATIONS)
         recipe(self.augmentation, self.strength, self.blur)
-        _choice("arch", self.arch, ARCHS)
-        _int("projector_hidden_dim", self.projector_hidden_dim, 1)
-        _int("projector_out_dim", self.projector_out_dim, 1)
+        check_choice("arch", self.arch, ARCHS)
+        check_int("projector_hidden_dim", self.projector_hidden_dim, 1)
+        check_int("projector_out_dim", self.projector_out_dim, 1)
         if not isinstance(self.loss_params, dict):
-            _fail("loss_params", self.loss_params, "a dict of loss hyper-parameters", TypeError)
-        _choice("target", self.target, TARGETS)
-        _real("alpha", self.alpha, lambda v: v >= 0, "a finite number >= 0")
-        _real("beta", self.beta, lambda v: v >= 0, "a finite number >= 0")
+            fail("loss_params", self.loss_params, "a dict of loss hyper-parameters", TypeError)
+        check_choice("target", self.target, TARGETS)
+        check_nonnegative("alpha", self.alpha)
+        check_nonnegative("beta", self.beta)
         if self.target != "domain" and (self.alpha or self.beta):
             raise ValueError(f"alpha={self.alpha} and beta={self.beta} only apply to target='domain', "
                              f"got target={self.target!r}")
-        _choice("loss", self.loss, tuple(LOSSES) + ("byol",))
+        check_choice("loss", self.loss, tuple(LOSSES) + ("byol",))
         if self.loss != "byol":
             make_loss(self.loss, **self.loss_params)
         else:
@@ -162,35 +140,34 @@ class PretrainConfig:
                                  f"got {self.loss_params!r}")
             if self.target != "positive":
                 raise ValueError(f"loss='byol' has no target plan: target must be 'positive', got {self.target!r}")
-        _real("byol_momentum", self.byol_momentum, lambda v: 0 <= v <= 1, "a number in [0, 1]")
-        _int("byol_predictor_hidden_dim", self.byol_predictor_hidden_dim, 1)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _real("lr", self.lr, lambda v: v > 0, "a finite number > 0")
-        _choice("lr_scaling", self.lr_scaling, LR_SCALINGS)
-        _real("momentum", self.momentum, lambda v: 0 <= v < 1, "a number in [0, 1)")
-        _real("weight_decay", self.weight_decay, lambda v: v >= 0, "a finite number >= 0")
-        _int("epochs", self.epochs, 1)
-        _int("warmup_epochs", self.warmup_epochs, 0)
+        check_real("byol_momentum", self.byol_momentum, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+        check_int("byol_predictor_hidden_dim", self.byol_predictor_hidden_dim, 1)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_positive("lr", self.lr)
+        check_choice("lr_scaling", self.lr_scaling, LR_SCALINGS)
+        check_real("momentum", self.momentum, lambda v: 0 <= v < 1, "a number in [0, 1)")
+        check_nonnegative("weight_decay", self.weight_decay)
+        check_int("epochs", self.epochs, 1)
+        check_int("warmup_epochs", self.warmup_epochs, 0)
         if self.warmup_epochs > self.epochs:
-            _fail("warmup_epochs", self.warmup_epochs, f"at most epochs={self.epochs}")
-        _int("batch_size", self.batch_size, 2)
-        _int("seed", self.seed, 0)
-        _int("workers", self.workers, 0)
-        _int("checkpoint_every", self.checkpoint_every, 0)
+            fail("warmup_epochs", self.warmup_epochs, f"at most epochs={self.epochs}")
+        check_int("batch_size", self.batch_size, 2)
+        check_int("seed", self.seed, 0)
+        check_int("workers", self.workers, 0)
+        check_int("checkpoint_every", self.checkpoint_every, 0)
         if not isinstance(self.device, str):
-            _fail("device", self.device, "a str such as 'auto', 'cpu' or 'cuda:0'", TypeError)
+            fail("device", self.device, "a str such as 'auto', 'cpu' or 'cuda:0'", TypeError)
         if self.device != "auto":
             try:
                 torch.device(self.device)
             except RuntimeError:
-                _fail("device", self.device, "'auto' or a torch device string such as 'cpu' or 'cuda:0'")
-        _choice("precision", self.precision, PRECISIONS)
+                fail("device", self.device, "'auto' or a torch device string such as 'cpu' or 'cuda:0'")
+        check_choice("precision", self.precision, PRECISIONS)
         for name in ("download", "blur", "compile", "resume", "deterministic", "skip_nonfinite", "sync_bn",
                      "batch_augment", "evaluate", "progress"):
-            if not isinstance(getattr(self, name), bool):
-                _fail(name, getattr(self, name), "a bool", TypeError)
+            check_bool(name, getattr(self, name))
         if self.out_dir is not None and not isinstance(self.out_dir, (str, os.PathLike)):
-            _fail("out_dir", self.out_dir, "None or a directory path", TypeError)
+            fail("out_dir", self.out_dir, "None or a directory path", TypeError)
         if self.resume and self.out_dir is None:
             raise ValueError("resume=True needs out_dir (the directory holding the checkpoints), got out_dir=None")
 

@@ -43,6 +43,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .validation import check_bool, check_choice, check_int, fail
+
 __all__ = [
     "DATASETS", "DIGITS_DOMAINS", "CIFAR10C_CORRUPTIONS", "DatasetNotFoundError",
     "DatasetCorruptError", "ImageDataset", "MultiViewDataset", "blocked_views", "data_root",
@@ -206,8 +208,7 @@ class MultiViewDataset(Dataset):
                  n_views: int = 2) -> None:
         if not callable(transform):
             raise TypeError(f"transform must be callable, got {type(transform).__name__}")
-        if isinstance(n_views, bool) or not isinstance(n_views, int) or n_views < 1:
-            raise ValueError(f"n_views must be an int >= 1, got {n_views!r}")
+        check_int("n_views", n_views, 1)
         self.base, self.transform, self.n_views = base, transform, n_views
 
     def __len__(self) -> int:
@@ -412,8 +413,8 @@ def _load_cifar10c(root: Path, split: str, download: bool, *, corruption: Option
     if corruption not in CIFAR10C_CORRUPTIONS:
         raise ValueError(f"corruption={corruption!r} is not a CIFAR-10-C corruption; expected one of "
                          f"{list(CIFAR10C_CORRUPTIONS)}")
-    if severity is not None and (isinstance(severity, bool) or severity not in (1, 2, 3, 4, 5)):
-        raise ValueError(f"severity must be an int in 1..5 or None (all five), got {severity!r}")
+    if severity is not None:
+        check_int("severity", severity, 1, 5)
     folder = root / "CIFAR-10-C"
     paths = [folder / f"{corruption}.npy", folder / "labels.npy"]
     missing = [p for p in paths if not p.is_file()]
@@ -457,15 +458,10 @@ def _scan_classes(folder: Path, classes: Sequence[str]) -> tuple[list[Path], lis
     return files, labels
 
 
-def _check_image_size(image_size: int) -> None:
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
-        raise ValueError(f"image_size must be a positive int, got {image_size!r}")
-
-
 def _load_imagefolder(root: Path, split: str, download: bool, *, folder: str = "imagenet100",
                       image_size: int = 224) -> ImageDataset:
     _no_download("imagefolder", download)
-    _check_image_size(image_size)
+    check_int("image_size", image_size, 1)
     tree = root / folder
     split_dir = tree / split
     if split == "test" and not split_dir.is_dir() and (tree / "val").is_dir():
@@ -488,7 +484,7 @@ def _load_imagefolder(root: Path, split: str, download: bool, *, folder: str = "
 def _load_domainfolder(root: Path, split: str, download: bool, *, dataset: str = "PACS",
                        holdout_domain: Optional[str] = None, image_size: int = 224) -> ImageDataset:
     _no_download("domainfolder", download)
-    _check_image_size(image_size)
+    check_int("image_size", image_size, 1)
     tree = root / dataset
     domain_names = _subdirs(tree) if tree.is_dir() else []
     classes = sorted({c for d in domain_names for c in _subdirs(tree / d)})
@@ -537,21 +533,20 @@ def load_dataset(name: str, split: str = "train", root: Union[str, os.PathLike, 
                  download: bool = False, **options) -> ImageDataset:
     """Load dataset ``name`` (one of ``DATASETS``); see the module docstring for options and layouts.
 
-    Raises ``ValueError`` for unknown names/splits/option values, ``TypeError`` for unknown options,
-    :class:`DatasetNotFoundError` for missing files and :class:`DatasetCorruptError` for unparsable ones.
+    Raises ``ValueError`` for unknown names/splits/option values, ``TypeError`` for unknown options and
+    arguments of the wrong type, :class:`DatasetNotFoundError` for missing files and
+    :class:`DatasetCorruptError` for unparsable ones.
     """
     if not isinstance(name, str):
-        raise TypeError(f"name must be a str, got {type(name).__name__} ({name!r})")
-    if name not in _LOADERS:
-        raise ValueError(f"unknown dataset name {name!r}; expected one of {list(DATASETS)}")
+        fail("name", name, "a str", TypeError)
+    check_choice("dataset", name, DATASETS)
     if not isinstance(split, str):
-        raise TypeError(f"split must be a str, got {type(split).__name__} ({split!r})")
+        fail("split", split, "a str", TypeError)
     valid_splits = _SPLITS.get(name, ("train", "test"))
     if valid_splits is not None and split not in valid_splits:
         raise ValueError(f"split={split!r} is not available for {name}; expected one of "
                          f"{list(valid_splits)}")
-    if not isinstance(download, bool):
-        raise TypeError(f"download must be a bool, got {type(download).__name__} ({download!r})")
+    check_bool("download", download)
     loader = _LOADERS[name]
     accepted = [p.name for p in inspect.signature(loader).parameters.values()
                 if p.kind is inspect.Parameter.KEYWORD_ONLY]

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .validation import check_int, check_positive, check_real, check_sequence
+
 __all__ = [
     "ProbeResult",
     "DEFAULT_CS",
@@ -84,11 +86,6 @@ def _batches(dataset, batch_size: int) -> Iterable[torch.Tensor]:
         yield batch[0]
 
 
-def _check_batch_size(batch_size: int) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-
-
 class _FrozenEval:
     """Context: eval mode and no gradients; restores the previous mode on exit."""
 
@@ -115,7 +112,7 @@ def extract_features(
     The encoder runs in eval mode under ``torch.no_grad`` (its mode is restored afterwards);
     ``domains`` is ``None`` when the dataset has none.
     """
-    _check_batch_size(batch_size)
+    check_int("batch_size", batch_size, 1)
     normalise = _normaliser(dataset)
     chunks = []
     with _FrozenEval(encoder):
@@ -145,7 +142,7 @@ def extract_view_features(
     """
     from .data import MultiViewDataset
 
-    _check_batch_size(batch_size)
+    check_int("batch_size", batch_size, 1)
     views = MultiViewDataset(dataset, view_transform, n_views=n_views)
     loader = torch.utils.data.DataLoader(views, batch_size=batch_size, shuffle=False, num_workers=workers,
                                          generator=torch.Generator().manual_seed(seed))
@@ -253,11 +250,8 @@ def linear_probe(
     from sklearn.model_selection import train_test_split
 
     xtr, ytr, xte, yte = _check_pair(train_features, train_labels, test_features, test_labels)
-    Cs = tuple(Cs)
-    if not Cs or any(not (isinstance(c, (int, float)) and math.isfinite(c) and c > 0) for c in Cs):
-        raise ValueError(f"Cs must be a non-empty sequence of positive finite numbers, got {Cs!r}")
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction!r}")
+    Cs = tuple(check_sequence("Cs", Cs, check_positive))
+    check_real("val_fraction", val_fraction, lambda v: 0 < v < 1, "a number in (0, 1)")
     classes, counts = torch.unique(ytr, return_counts=True)
     if len(classes) < 2:
         raise ValueError(f"train_labels must contain at least two classes, got {classes.tolist()}")
@@ -282,13 +276,12 @@ def knn_accuracy(
     temperature: float = 0.07,
     chunk_size: int = 1024,
 ) -> float:
-    """Weighted cosine kNN: each test point takes the class maximising ``Σ_{i∈topk} exp(sim_i/τ)·[y_i = c]``."""
+    """Weighted cosine kNN: each test point takes the class maximising ``Σ_{i∈topk} exp(sim_i/τ)·[y_i = c]``;
+    ``1 <= k <=`` the number of train features."""
     xtr, ytr, xte, yte = _check_pair(train_features, train_labels, test_features, test_labels)
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(xtr):
-        raise ValueError(f"k must be an integer in [1, {len(xtr)}] (the number of train features), got {k!r}")
-    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
-    _check_batch_size(chunk_size)
+    check_int("k", k, 1, len(xtr))
+    check_positive("temperature", temperature)
+    check_int("chunk_size", chunk_size, 1)
     xtr, xte = F.normalize(xtr.float(), dim=1), F.normalize(xte.float(), dim=1)
     num_classes = int(max(ytr.max(), yte.max())) + 1
     correct = 0
@@ -315,9 +308,8 @@ def uniformity(z, t: float = 2.0, chunk_size: int = 2048) -> float:
     x = _as_features("z", z)
     if len(x) < 2:
         raise ValueError(f"z must have at least two rows, got {len(x)}")
-    if not (isinstance(t, (int, float)) and math.isfinite(t) and t > 0):
-        raise ValueError(f"t must be a positive finite number, got {t!r}")
-    _check_batch_size(chunk_size)
+    check_positive("t", t)
+    check_int("chunk_size", chunk_size, 1)
     x = F.normalize(x.double(), dim=1)
     n = len(x)
     parts = []

@@ -16,7 +16,6 @@ import copy
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import re
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from torch import nn
 from .losses import GCALoss, embed_views, scored_plan
 from .plans import positive_pairs
 from .config import RESUME_FREE_FIELDS, PretrainConfig
+from .validation import check_bool, check_int, check_positive
 
 __all__ = [
     "config_digest",
@@ -51,8 +51,7 @@ def config_digest(config: PretrainConfig, length: int = 10) -> str:
     resumed run may change (:data:`gcalib.config.RESUME_FREE_FIELDS`: progress, out_dir, device, …)."""
     if not isinstance(config, PretrainConfig):
         raise TypeError(f"config must be a PretrainConfig, got {type(config).__name__}")
-    if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= 64:
-        raise ValueError(f"length must be an int in [1, 64], got {length!r}")
+    check_int("length", length, 1, 64)
     fields = {k: v for k, v in config.to_dict().items() if k not in RESUME_FREE_FIELDS}
     text = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:length]
@@ -85,15 +84,12 @@ def project_images(encoder: nn.Module, projector: nn.Module, images: torch.Tenso
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or not images.is_floating_point():
         raise ValueError(f"images must be a float tensor (V*B, C, H, W), got "
                          f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
-    if isinstance(n_views, bool) or not isinstance(n_views, int) or n_views < 2:
-        raise ValueError(f"n_views must be an int >= 2, got {n_views!r}")
+    check_int("n_views", n_views, 2)
     if len(images) % n_views or len(images) < 2 * n_views:
         raise ValueError(f"images must hold n_views={n_views} blocks of at least two samples each, "
                          f"got {len(images)} images")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    if not isinstance(batch_statistics, bool):
-        raise TypeError(f"batch_statistics must be a bool, got {type(batch_statistics).__name__}")
+    check_int("batch_size", batch_size, 1)
+    check_bool("batch_statistics", batch_statistics)
     device = next(encoder.parameters()).device
     if batch_statistics:
         encoder, projector = copy.deepcopy(encoder).train(), copy.deepcopy(projector).train()
@@ -181,8 +177,7 @@ def plot_image_grid(images: torch.Tensor, *, row_labels: Optional[Sequence[str]]
     for label, labels, size in (("row_labels", row_labels, rows), ("col_labels", col_labels, cols)):
         if labels is not None and len(labels) != size:
             raise ValueError(f"{label} must have {size} entries, got {len(labels)}")
-    if not (isinstance(panel_size, (int, float)) and math.isfinite(panel_size) and panel_size > 0):
-        raise ValueError(f"panel_size must be a positive number, got {panel_size!r}")
+    check_positive("panel_size", panel_size)
     fig, axes = plt.subplots(rows, cols, figsize=(panel_size * cols + 0.8, panel_size * rows + 0.4), squeeze=False)
     pictures = images.detach().to("cpu", torch.float32).permute(0, 1, 3, 4, 2).numpy()
     for i in range(rows):

@@ -33,8 +33,9 @@ from torch import nn
 
 from . import plans
 from .fused_loss import fused_gca_loss, positive_pair_target
-from .ot import GRAD_MODES, iterate, relaxation_factor
+from .ot import GRAD_MODES, check_relaxation, iterate, relaxation_factor
 from .sinkhorn_autograd import potentials
+from .validation import check_bool, check_choice, check_int, check_nonnegative, check_positive, check_real, fail
 
 __all__ = [
     "LOSSES",
@@ -86,34 +87,21 @@ class LossSpec:
     gather_distributed: bool = False
 
     def __post_init__(self) -> None:
-        _require_real("eps", self.eps, lambda v: 0 < v < math.inf, "a finite number > 0")
-        _require_real("eps", self.eps, lambda v: v >= EPS_MIN,
-                      f"at least EPS_MIN = {EPS_MIN:g} (smaller values overflow float32)")
-        if isinstance(self.n_iter, bool) or not isinstance(self.n_iter, int):
-            raise TypeError(f"n_iter must be an int, got {self.n_iter!r} ({type(self.n_iter).__name__})")
-        if self.n_iter < 0:
-            raise ValueError(f"n_iter must be >= 0 (0 is InfoNCE's single row projection), got {self.n_iter}")
-        for name in ("reg_a", "reg_b"):
-            _require_real(name, getattr(self, name), lambda v: v > 0, "a number > 0 (float('inf') for a hard marginal)")
+        check_positive("eps", self.eps)
+        check_real("eps", self.eps, lambda v: v >= EPS_MIN,
+                   f"at least EPS_MIN = {EPS_MIN:g} (smaller values overflow float32)")
+        check_int("n_iter", self.n_iter, 0)
+        check_relaxation("reg_a", self.reg_a)
+        check_relaxation("reg_b", self.reg_b)
         for name in ("r1", "r2", "uni_weight"):
-            _require_real(name, getattr(self, name), lambda v: 0 <= v < math.inf, "a finite number >= 0")
+            check_nonnegative(name, getattr(self, name))
         if self.r1 == 0 and self.r2 == 0:
             raise ValueError("r1 and r2 are both 0: the loss would be identically zero; set r1 > 0 or r2 > 0")
-        _require_real("q", self.q, lambda v: 0 < v <= 1, "a number in (0, 1]")
-        _require_real("lam", self.lam, lambda v: 0 < v < math.inf, "a finite number > 0")
-        if self.plan not in PLAN_KINDS:
-            raise ValueError(f"plan must be one of {PLAN_KINDS}, got {self.plan!r}")
-        if self.grad not in GRAD_MODES:
-            raise ValueError(f"grad must be one of {GRAD_MODES}, got {self.grad!r}")
-        if not isinstance(self.gather_distributed, bool):
-            raise TypeError(f"gather_distributed must be a bool, got {type(self.gather_distributed).__name__}")
-
-
-def _require_real(name: str, value: float, ok, expected: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
-    if math.isnan(value) or not ok(float(value)):
-        raise ValueError(f"{name} must be {expected}, got {value}")
+        check_real("q", self.q, lambda v: 0 < v <= 1, "a number in (0, 1]")
+        check_positive("lam", self.lam)
+        check_choice("plan", self.plan, PLAN_KINDS)
+        check_choice("grad", self.grad, GRAD_MODES)
+        check_bool("gather_distributed", self.gather_distributed)
 
 
 _ROBUST = dict(r1=0.0, r2=1.0)
@@ -296,10 +284,8 @@ def make_loss(name: str, **hparams) -> GCALoss:
     Example: ``make_loss("gca_uot", eps=0.1, reg_a=0.5)``.
     """
     if not isinstance(name, str):
-        raise TypeError(f"loss name must be a str, got {type(name).__name__}")
-    key = name.lower()
-    if key not in PRESETS:
-        raise ValueError(f"unknown loss {name!r}; valid names: {', '.join(LOSSES)}")
+        fail("loss name", name, "a str", TypeError)
+    key = check_choice("loss", name.lower(), LOSSES)
     valid = {f.name for f in fields(LossSpec)}
     unknown = sorted(set(hparams) - valid)
     if unknown:

@@ -12,14 +12,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .validation import check_choice, check_int
+
 __all__ = ["ARCHS", "make_encoder", "SmallCNN", "Projector"]
 
 ARCHS = ("resnet18", "resnet50", "small_cnn")
-
-
-def _check_positive_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 class SmallCNN(nn.Module):
@@ -29,8 +26,8 @@ class SmallCNN(nn.Module):
 
     def __init__(self, in_channels: int = 3, width: int = 16) -> None:
         super().__init__()
-        _check_positive_int("in_channels", in_channels)
-        _check_positive_int("width", width)
+        check_int("in_channels", in_channels, 1)
+        check_int("width", width, 1)
         widths = (width, 2 * width, 4 * width, 8 * width)
         layers: list[nn.Module] = []
         channels = in_channels
@@ -58,12 +55,11 @@ def _cifar_resnet(arch: str, in_channels: int) -> nn.Module:
 
 def make_encoder(arch: str, in_channels: int = 3) -> nn.Module:
     """Build an encoder by name; the module has ``feature_dim`` and maps (B, C, H, W) → (B, feature_dim)."""
-    _check_positive_int("in_channels", in_channels)
+    check_int("in_channels", in_channels, 1)
+    check_choice("arch", arch, ARCHS)
     if arch == "small_cnn":
         return SmallCNN(in_channels)
-    if arch in ("resnet18", "resnet50"):
-        return _cifar_resnet(arch, in_channels)
-    raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+    return _cifar_resnet(arch, in_channels)
 
 
 class Projector(nn.Module):
@@ -71,9 +67,9 @@ class Projector(nn.Module):
 
     def __init__(self, in_dim: int, hidden_dim: int = 2048, out_dim: int = 128) -> None:
         super().__init__()
-        _check_positive_int("in_dim", in_dim)
-        _check_positive_int("hidden_dim", hidden_dim)
-        _check_positive_int("out_dim", out_dim)
+        check_int("in_dim", in_dim, 1)
+        check_int("hidden_dim", hidden_dim, 1)
+        check_int("out_dim", out_dim, 1)
         self.in_dim, self.hidden_dim, self.out_dim = in_dim, hidden_dim, out_dim
         self.net = nn.Sequential(
             nn.Linear(in_dim, hidden_dim, bias=False),

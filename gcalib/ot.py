@@ -36,8 +36,9 @@ from typing import Optional
 import torch
 
 from .sinkhorn_autograd import potentials
+from .validation import check_choice, check_int, check_positive, check_real
 
-__all__ = ["OTResult", "sinkhorn", "iterate", "relaxation_factor", "GRAD_MODES"]
+__all__ = ["OTResult", "sinkhorn", "iterate", "relaxation_factor", "check_relaxation", "GRAD_MODES"]
 
 GRAD_MODES = ("unroll", "fused", "implicit", "detach")
 
@@ -87,14 +88,9 @@ def relaxation_factor(reg: float, eps: float) -> float:
     return 1.0 if math.isinf(reg) else reg / (reg + eps)
 
 
-def _check_positive(name: str, value: float, allow_inf: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
-    value = float(value)
-    if math.isnan(value) or value <= 0 or (math.isinf(value) and not allow_inf):
-        expected = "a positive number or float('inf')" if allow_inf else "a finite positive number"
-        raise ValueError(f"{name} must be {expected}, got {value}")
-    return value
+def check_relaxation(name: str, reg: float) -> float:
+    """A marginal relaxation ρ: a number > 0, ``float('inf')`` for a hard marginal."""
+    return check_real(name, reg, lambda v: v > 0, "a number > 0 (float('inf') for a hard marginal)")
 
 
 def _working_dtype(tensor: torch.Tensor) -> torch.dtype:
@@ -227,17 +223,15 @@ def sinkhorn(
     The solve runs in float32 (float64 if ``cost`` is float64), also under autocast.
     """
     _validate_cost(cost)
-    eps = _check_positive("eps", eps)
-    reg_a = _check_positive("reg_a", reg_a, allow_inf=True)
-    reg_b = _check_positive("reg_b", reg_b, allow_inf=True)
-    if grad not in GRAD_MODES:
-        raise ValueError(f"grad must be one of {GRAD_MODES}, got {grad!r}")
-    if n_iter is not None and (isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 0):
-        raise ValueError(f"n_iter must be a non-negative integer or None, got {n_iter!r}")
-    if n_iter is None:
-        tol = _check_positive("tol", tol)
-        if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-            raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
+    eps = check_positive("eps", eps)
+    reg_a = check_relaxation("reg_a", reg_a)
+    reg_b = check_relaxation("reg_b", reg_b)
+    check_choice("grad", grad, GRAD_MODES)
+    if n_iter is not None:
+        check_int("n_iter", n_iter, 0)
+    else:
+        tol = check_positive("tol", tol)
+        check_int("max_iter", max_iter, 1)
 
     with torch.autocast(device_type=cost.device.type, enabled=False):
         cost = cost.to(_working_dtype(cost))

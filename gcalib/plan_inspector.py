@@ -17,12 +17,12 @@
 """
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import torch
 
 from . import plans
+from .validation import check_choice, check_int, check_nonnegative, check_positive, check_real
 
 __all__ = ["PLAN_KINDS", "build_plan", "lift_sample_weights", "target_mass", "plot_target", "plan_inspector"]
 
@@ -43,8 +43,7 @@ def build_plan(kind: str, *, batch_size: Optional[int] = None, labels=None, doma
                beta: float = 0.0, n_views: int = 2) -> torch.Tensor:
     """The (n, n) target of plan ``kind``: ``"positive"`` (needs ``batch_size``, or the length of
     ``labels``/``domains``), ``"labels"`` (needs ``labels``) or ``"domain"`` (needs ``domains``; α, β)."""
-    if kind not in PLAN_KINDS:
-        raise ValueError(f"unknown plan kind {kind!r}; valid: {', '.join(PLAN_KINDS)}")
+    check_choice("plan kind", kind, PLAN_KINDS)
     if kind == "labels":
         if labels is None:
             raise ValueError("kind='labels' needs labels= (one class id per sample)")
@@ -74,9 +73,7 @@ def lift_sample_weights(weights: torch.Tensor, n_views: int = 2, positive: float
     if weights.dim() != 2 or weights.shape[0] != weights.shape[1] or weights.shape[0] < 2:
         raise ValueError(f"weights must be a square (B, B) matrix with B >= 2 (one row and column per sample), "
                          f"got shape {tuple(weights.shape)}")
-    if (isinstance(positive, bool) or not isinstance(positive, (int, float)) or not math.isfinite(positive)
-            or positive < 0):
-        raise ValueError(f"positive must be a finite number >= 0 (the weight of positive pairs), got {positive!r}")
+    check_nonnegative("positive", positive)
     batch_size = weights.shape[0]
     same_sample = plans.positive_pairs(batch_size, n_views, device=weights.device, dtype=weights.dtype)
     others = weights.repeat(n_views, n_views)
@@ -92,8 +89,7 @@ def target_mass(target: torch.Tensor, n_views: int = 2, *, domains=None, labels=
     ``other_domain``; given ``labels``, ``same_class`` / ``other_class`` (all excluding the positives, so
     ``positive + same_domain + other_domain = 1``).
     """
-    if not isinstance(n_views, int) or isinstance(n_views, bool) or n_views < 2:
-        raise ValueError(f"n_views must be an int >= 2, got {n_views!r}")
+    check_int("n_views", n_views, 2)
     if not isinstance(target, torch.Tensor) or target.dim() != 2 or target.shape[0] % n_views:
         raise ValueError(f"target must be an (n, n) tensor with n divisible by n_views={n_views}, got "
                          f"{tuple(target.shape) if isinstance(target, torch.Tensor) else type(target).__name__}")
@@ -157,13 +153,12 @@ def plan_inspector(domains, labels=None, *, n_views: int = 2, kind: str = "domai
     if labels is not None:
         labels = _ids("labels", labels, len(domains))
     kinds = [k for k in PLAN_KINDS if k != "labels" or labels is not None]
-    if kind not in kinds:
-        raise ValueError(f"kind must be one of {kinds} (labels needs labels=), got {kind!r}")
-    if not (isinstance(max_weight, (int, float)) and math.isfinite(max_weight) and max_weight > 0):
-        raise ValueError(f"max_weight must be a finite number > 0 (the slider range), got {max_weight!r}")
+    if kind == "labels" and labels is None:
+        raise ValueError("kind='labels' needs labels= (one class id per sample)")
+    check_choice("plan kind", kind, PLAN_KINDS)
+    check_positive("max_weight", max_weight)
     for name, value in (("alpha", alpha), ("beta", beta)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= max_weight:
-            raise ValueError(f"{name} must be a number in [0, max_weight={max_weight}], got {value!r}")
+        check_real(name, value, lambda v: 0 <= v <= max_weight, f"a number in [0, max_weight={max_weight}]")
     step = max_weight / 100
     controls = {
         "kind": widgets.Dropdown(options=kinds, value=kind, description="plan"),

@@ -6,20 +6,13 @@ zero diagonal. Losses use the row-normalised form ``T̂ = T / T𝟙``.
 """
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import torch
 
+from .validation import check_int, check_nonnegative
+
 __all__ = ["positive_pairs", "from_labels", "domain_plan", "validate_target", "sample_index"]
-
-
-def _check_count(name: str, value: int, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return value
 
 
 def _check_ids(name: str, ids: torch.Tensor) -> torch.Tensor:
@@ -51,8 +44,8 @@ def positive_pairs(
     batch_size: int, n_views: int = 2, *, device: Optional[torch.device] = None, dtype: torch.dtype = torch.float32
 ) -> torch.Tensor:
     """``T_rs = 1`` when ``r ≠ s`` are views of the same sample (V − 1 positives per row)."""
-    _check_count("batch_size", batch_size, 2)
-    _check_count("n_views", n_views, 2)
+    check_int("batch_size", batch_size, 2)
+    check_int("n_views", n_views, 2)
     ids = sample_index(batch_size, n_views, device)
     return _zero_diagonal(_same(ids).to(dtype))
 
@@ -63,7 +56,7 @@ def from_labels(
     """Class-aware plan (supervised contrastive as a plan): ``T_rs = 1`` when the labels of the
     samples of rows ``r ≠ s`` match. ``labels`` holds one class id per sample (length B)."""
     labels = _check_ids("labels", labels)
-    _check_count("n_views", n_views, 2)
+    check_int("n_views", n_views, 2)
     rows = labels.repeat(n_views)
     return _zero_diagonal(_same(rows).to(dtype))
 
@@ -77,12 +70,9 @@ def domain_plan(
     :func:`positive_pairs`.
     """
     domains = _check_ids("domains", domains)
-    _check_count("n_views", n_views, 2)
-    for name, value in (("alpha", alpha), ("beta", beta)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    check_int("n_views", n_views, 2)
+    check_nonnegative("alpha", alpha)
+    check_nonnegative("beta", beta)
     batch_size = domains.numel()
     positive = _same(sample_index(batch_size, n_views, domains.device))
     same_domain = _same(domains.repeat(n_views))

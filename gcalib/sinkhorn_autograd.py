@@ -51,6 +51,8 @@ from typing import Callable, Optional, Union
 import torch
 from torch.autograd.function import once_differentiable
 
+from .validation import check_choice
+
 __all__ = ["Trace", "solve", "backward", "implicit_backward", "potentials", "log_floor", "SOLVE_GRADS"]
 
 Marginal = Union[torch.Tensor, float]
@@ -508,8 +510,7 @@ def potentials(
 ) -> tuple[torch.Tensor, torch.Tensor, int, Optional[bool]]:
     """``(φ, γ, iterations, converged)`` of :func:`solve`, differentiable according to ``grad``:
     ``"fused"`` (exact gradient of the unrolled iterations), ``"implicit"`` or ``"detach"`` (none)."""
-    if grad not in SOLVE_GRADS:
-        raise ValueError(f"grad must be one of {SOLVE_GRADS}, got {grad!r}")
+    check_choice("grad", grad, SOLVE_GRADS)
     trace = solve(log_kernel.detach(), log_a, log_b, factor_a, factor_b, n_iter, tol=tol, max_iter=max_iter,
                   record=grad == "fused")
     differentiable = [t for t in (log_kernel, log_a, log_b) if isinstance(t, torch.Tensor) and t.requires_grad]

@@ -31,6 +31,8 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
+from .validation import check_bool, check_int, check_nonnegative, check_positive, check_real, check_sequence
+
 __all__ = [
     "DEFAULT_ALPHA_MINUS_BETA",
     "SWEEP_DEFAULTS",
@@ -55,23 +57,13 @@ SWEEP_METRICS = (("domain_acc", "domain accuracy"), ("linear_acc", "class accura
 _RESERVED = ("dataset", "target", "alpha", "beta", "seed", "out_dir", "evaluate", "resume")
 
 
-def _real(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} ({value!r})")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return float(value)
-
-
 def alpha_beta(alpha_minus_beta: float, base: float = 0.0) -> tuple[float, float]:
     """(α, β) for a value d of α − β: ``α = base + max(d, 0)``, ``β = base + max(−d, 0)``.
 
     The smaller weight is ``base`` (≥ 0), so both are non-negative and ``α − β = d`` exactly.
     """
-    d = _real("alpha_minus_beta", alpha_minus_beta)
-    base = _real("base", base)
-    if base < 0:
-        raise ValueError(f"base must be >= 0 (the smaller of alpha and beta), got {base!r}")
+    d = check_real("alpha_minus_beta", alpha_minus_beta)
+    base = check_nonnegative("base", base)
     return base + max(d, 0.0), base + max(-d, 0.0)
 
 
@@ -196,10 +188,7 @@ def plot_sweep(result: SweepResult, ax=None):
 
 
 def _check_values(alpha_minus_beta: Sequence[float]) -> list[float]:
-    if isinstance(alpha_minus_beta, (str, bytes)) or not hasattr(alpha_minus_beta, "__iter__"):
-        raise TypeError(f"alpha_minus_beta must be a sequence of numbers, got {type(alpha_minus_beta).__name__} "
-                        f"({alpha_minus_beta!r})")
-    values = [_real("alpha_minus_beta", v) for v in alpha_minus_beta]
+    values = check_sequence("alpha_minus_beta", alpha_minus_beta, check_real)
     if len(values) < 2:
         raise ValueError(f"alpha_minus_beta needs at least two values to sweep, got {values}")
     if len(set(values)) != len(values):
@@ -208,24 +197,10 @@ def _check_values(alpha_minus_beta: Sequence[float]) -> list[float]:
 
 
 def _check_seeds(seeds: Sequence[int]) -> list[int]:
-    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
-        raise TypeError(f"seeds must be a sequence of ints, got {type(seeds).__name__} ({seeds!r})")
-    seeds = list(seeds)
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
-        raise ValueError(f"seeds must be a non-empty sequence of non-negative ints, got {seeds!r}")
+    seeds = check_sequence("seeds", seeds, lambda name, seed: check_int(name, seed, 0))
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds lists a seed twice: {seeds!r}")
     return seeds
-
-
-def _check_Cs(Cs: Sequence[float]) -> list[float]:
-    if isinstance(Cs, (str, bytes)) or not hasattr(Cs, "__iter__"):
-        raise TypeError(f"probe_Cs must be a sequence of positive numbers, got {type(Cs).__name__} ({Cs!r})")
-    Cs = list(Cs)
-    if not Cs or any(isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c <= 0
-                     for c in Cs):
-        raise ValueError(f"probe_Cs must be a non-empty sequence of positive finite numbers, got {Cs!r}")
-    return [float(c) for c in Cs]
 
 
 def _run_name(d: float, seed: int) -> str:
@@ -317,16 +292,15 @@ def domain_sweep(
 
     values = _check_values(alpha_minus_beta)
     seeds = _check_seeds(seeds)
-    probe_Cs = _check_Cs(DEFAULT_CS if probe_Cs is None else probe_Cs)
+    probe_Cs = check_sequence("probe_Cs", DEFAULT_CS if probe_Cs is None else probe_Cs, check_positive)
     pairs = {d: alpha_beta(d, base) for d in values}
     base = float(base)
     reserved = sorted(set(overrides) & set(_RESERVED))
     if reserved:
         raise ValueError(f"domain_sweep sets {reserved} itself; got them as overrides {overrides!r}. "
                          f"Pass dataset= and seeds= as arguments and leave the others out.")
-    for name, flag in (("reuse", reuse), ("verbose", verbose)):
-        if not isinstance(flag, bool):
-            raise TypeError(f"{name} must be a bool, got {flag!r}")
+    check_bool("reuse", reuse)
+    check_bool("verbose", verbose)
     settings = {**SWEEP_DEFAULTS, "progress": False, **overrides}
     if isinstance(settings.get("dataset_options"), dict) and "holdout_domain" in settings["dataset_options"]:
         raise ValueError(f"dataset_options must not set holdout_domain (got {settings['dataset_options']!r}): the "

@@ -23,6 +23,7 @@ from matplotlib.ticker import MaxNLocator
 
 from .losses import LOSSES, make_loss
 from .ot import sinkhorn
+from .validation import check_choice, check_int
 
 __all__ = [
     "to_numpy",
@@ -97,8 +98,7 @@ def plot_plan(
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     if n_views is not None:
-        if isinstance(n_views, bool) or not isinstance(n_views, int) or n_views < 1:
-            raise ValueError(f"n_views must be a positive int, got {n_views!r}")
+        check_int("n_views", n_views, 1)
         if array.shape[0] % n_views or array.shape[1] % n_views:
             raise ValueError(f"plan shape {array.shape} is not divisible into n_views={n_views} blocks")
         for k in range(1, n_views):
@@ -450,8 +450,7 @@ def loss_plan_explorer(
     """A loss menu and sliders for ε and ``n_iter`` redrawing the plan the loss scores on ``views``
     (``GCALoss.plan``) and the mass each column receives (hubs stand out; Sinkhorn levels them)."""
     names = list(names)
-    if name not in names:
-        raise ValueError(f"name must be one of {names}, got {name!r}")
+    check_choice("loss", name, names)
     n_views = len(views)
     controls = {
         "name": widgets.Dropdown(options=names, value=name, description="loss"),

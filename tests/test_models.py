@@ -52,9 +52,13 @@ def test_unknown_arch_lists_valid_names():
     assert "'vgg'" in str(err.value)
 
 
-@pytest.mark.parametrize("kwargs", [{"in_dim": 0}, {"in_dim": 8, "hidden_dim": -1}, {"in_dim": 8, "out_dim": 2.5}])
-def test_projector_rejects_bad_sizes(kwargs):
-    with pytest.raises(ValueError, match="must be a positive integer"):
+@pytest.mark.parametrize("kwargs,error,match", [
+    ({"in_dim": 0}, ValueError, "in_dim must be an int >= 1, got 0"),
+    ({"in_dim": 8, "hidden_dim": -1}, ValueError, "hidden_dim must be an int >= 1, got -1"),
+    ({"in_dim": 8, "out_dim": 2.5}, TypeError, r"out_dim must be an int >= 1, got 2.5 \(float\)"),
+])
+def test_projector_rejects_bad_sizes(kwargs, error, match):
+    with pytest.raises(error, match=match):
         Projector(**kwargs)
 
 

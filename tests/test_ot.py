@@ -134,14 +134,14 @@ def test_solves_in_float32_under_autocast():
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        (dict(eps=0.0), "eps must be a finite positive number"),
-        (dict(eps=-1.0), "eps must be a finite positive number"),
-        (dict(eps=0.1, reg_a=0.0), "reg_a must be a positive number"),
-        (dict(eps=0.1, n_iter=-1), "n_iter must be a non-negative integer"),
-        (dict(eps=0.1, grad="implicitly"), "grad must be one of"),
+        (dict(eps=0.0), "eps must be a finite number > 0, got 0.0"),
+        (dict(eps=-1.0), "eps must be a finite number > 0, got -1.0"),
+        (dict(eps=0.1, reg_a=0.0), r"reg_a must be a number > 0 \(float\('inf'\) for a hard marginal\), got 0.0"),
+        (dict(eps=0.1, n_iter=-1), "n_iter must be an int >= 0, got -1"),
+        (dict(eps=0.1, grad="implicitly"), "unknown grad 'implicitly'; valid: unroll, fused, implicit, detach"),
         (dict(eps=0.1, a=torch.ones(3)), "a must have last dimension 4"),
         (dict(eps=0.1, b=-torch.ones(4)), "b must hold finite, strictly positive"),
-        (dict(eps=0.1, tol=0.0), "tol must be a finite positive number"),
+        (dict(eps=0.1, tol=0.0), "tol must be a finite number > 0, got 0.0"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(kwargs, match):

@@ -53,8 +53,8 @@ def test_domain_plan_values_symmetry_and_reduction_to_positive_pairs():
 @pytest.mark.parametrize(
     "call,error,match",
     [
-        (lambda: plans.positive_pairs(1), ValueError, "batch_size must be at least 2"),
-        (lambda: plans.positive_pairs(4, 1), ValueError, "n_views must be at least 2"),
+        (lambda: plans.positive_pairs(1), ValueError, "batch_size must be an int >= 2, got 1"),
+        (lambda: plans.positive_pairs(4, 1), ValueError, "n_views must be an int >= 2, got 1"),
         (lambda: plans.positive_pairs(4.0), TypeError, "batch_size must be an int"),
         (lambda: plans.from_labels(torch.tensor([0.0, 1.0])), TypeError, "integer tensor"),
         (lambda: plans.from_labels(torch.tensor([[0, 1]])), ValueError, "one-dimensional"),

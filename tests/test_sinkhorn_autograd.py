@@ -179,7 +179,7 @@ def test_detach_and_no_grad_build_no_graph():
     with torch.no_grad():
         phi, gamma, _, _ = potentials(log_kernel, log_a, log_b, 1.0, 1.0, 5, grad="fused")
     assert phi.grad_fn is None
-    with pytest.raises(ValueError, match="grad must be one of"):
+    with pytest.raises(ValueError, match="unknown grad 'unroll'; valid: fused, implicit, detach"):
         potentials(log_kernel, log_a, log_b, 1.0, 1.0, 5, grad="unroll")
 
 

@@ -209,5 +209,5 @@ def test_loss_plan_explorer_shows_the_plan_the_loss_scores():
     bars = [p.get_height() for p in explorer.figure.axes[1].patches]
     np.testing.assert_allclose(bars, plan.sum(0).numpy())
     assert math.isclose(max(bars), float(plan.sum(0).max()))
-    with pytest.raises(ValueError, match="name must be one of"):
+    with pytest.raises(ValueError, match="unknown loss 'simclr'; valid: infonce, hs_ince"):
         viz.loss_plan_explorer(views, name="simclr")
