@@ -10,6 +10,7 @@ import dataclasses
 import json
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -133,7 +134,9 @@ class PretrainConfig:
                              f"got target={self.target!r}")
         check_choice("loss", self.loss, tuple(LOSSES) + ("byol",))
         if self.loss != "byol":
-            make_loss(self.loss, **self.loss_params)
+            with warnings.catch_warnings():  # hyper-parameter warnings come once, when the model is built
+                warnings.simplefilter("ignore", UserWarning)
+                make_loss(self.loss, **self.loss_params)
         else:
             if self.loss_params:
                 raise ValueError(f"loss_params must be empty for loss='byol' (it has no plan loss), "

@@ -25,6 +25,7 @@ the potentials implicitly or not at all (:func:`gcalib.ot.sinkhorn`).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, fields, replace
 from typing import Optional, Sequence
 
@@ -49,6 +50,8 @@ __all__ = [
     "scored_plan",
     "kl_divergence",
     "robust_divergence",
+    "robust_scale",
+    "ROBUST_SCALE_WARNING",
     "PLAN_KINDS",
     "EPS_MIN",
 ]
@@ -253,16 +256,40 @@ def gca_loss(*views: torch.Tensor, target: Optional[torch.Tensor] = None, spec: 
     return loss
 
 
+# Below this factor e^{−q/ε} a robust-only loss's SGD steps shrink by the same factor, Adam stalls once the
+# gradients fall under its 1e-8 floor, and float32 rounds the gradients of dissimilar pairs to zero.
+ROBUST_SCALE_WARNING = 1e-6
+
+
+def robust_scale(spec: LossSpec) -> float:
+    """The constant ``e^{−q/ε}`` that scales the robust term and its gradients (relative to Chuang et al.'s RINCE)."""
+    return math.exp(-spec.q / spec.eps)
+
+
+def _warn_if_robust_term_vanishes(spec: LossSpec, name: str) -> None:
+    if spec.r2 == 0 or spec.r1 > 0 or robust_scale(spec) >= ROBUST_SCALE_WARNING:
+        return
+    eps_floor = spec.q / math.log(1 / ROBUST_SCALE_WARNING)
+    warnings.warn(
+        f"{name} at eps={spec.eps}, q={spec.q}: the robust term and its gradients carry the factor e^(-q/eps) = "
+        f"{robust_scale(spec):.2g} relative to Chuang et al.'s RINCE at temperature eps: SGD steps shrink by that "
+        f"factor, Adam stalls once gradients fall below its eps (1e-8), and float32 rounds the gradients of "
+        f"dissimilar pairs to zero; use eps >= {eps_floor:.3g} at this q, or add a KL term (r1 > 0)",
+        UserWarning, stacklevel=3)
+
+
 class GCALoss(nn.Module):
     """A GCA loss as a module: ``loss(*views, target=None)``; ``views`` are (B, D) projector outputs.
 
     Build presets with :func:`make_loss`. ``plan(*views)`` returns the (detached) plan the loss scores.
+    Warns (``UserWarning``) when a robust-only loss (r1 = 0) has ``e^{−q/ε} <`` :data:`ROBUST_SCALE_WARNING`.
     """
 
     def __init__(self, spec: LossSpec = LossSpec(), name: str = "gca") -> None:
         super().__init__()
         if not isinstance(spec, LossSpec):
             raise TypeError(f"spec must be a LossSpec, got {type(spec).__name__}")
+        _warn_if_robust_term_vanishes(spec, name)
         self.spec = spec
         self.name = name
 

@@ -8,6 +8,9 @@ from gcalib import fused_loss, plans, sinkhorn_autograd
 from gcalib.fused_loss import positive_pair_target
 from gcalib.losses import LOSSES, PRESETS, make_loss
 
+# Small eps is what these tests are about: the robust-term scale warning is tested in test_losses.py.
+pytestmark = pytest.mark.filterwarnings("ignore:.*the robust term and its gradients carry:UserWarning")
+
 
 def _views(batch, dim, n_views, seed, dtype=torch.float64):
     gen = torch.Generator().manual_seed(seed)

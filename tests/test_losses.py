@@ -133,12 +133,14 @@ def _finite_loss_and_grad(name, eps, batch, autocast=False):
     return torch.isfinite(value).item() and all(torch.isfinite(p.grad).all() for p in layer.parameters())
 
 
+@pytest.mark.filterwarnings("ignore:.*the robust term and its gradients carry:UserWarning")  # small eps on purpose
 @pytest.mark.parametrize("name", LOSSES)
 @pytest.mark.parametrize("eps", [0.005, 0.01, 0.05, 0.5, 2.0])
 def test_finite_loss_and_gradients_across_eps(name, eps):
     assert _finite_loss_and_grad(name, eps, batch=32)
 
 
+@pytest.mark.filterwarnings("ignore:.*the robust term and its gradients carry:UserWarning")  # small eps on purpose
 @pytest.mark.parametrize("name", LOSSES)
 def test_finite_at_n_2048_smallest_eps_under_bf16_autocast(name):
     assert _finite_loss_and_grad(name, 0.005, batch=1024, autocast=True)
@@ -152,6 +154,7 @@ def test_autocast_runs_the_transport_in_float32():
     assert plan.dtype == torch.float32 and value.dtype == torch.float32
 
 
+@pytest.mark.filterwarnings("ignore:.*the robust term and its gradients carry:UserWarning")  # small eps on purpose
 def test_identical_and_collinear_embeddings_are_finite():
     same = torch.ones(6, 4, requires_grad=True)
     for name in LOSSES:
@@ -204,3 +207,23 @@ def test_bad_input_raises_clear_errors(call, error, match):
 def test_gather_distributed_without_process_group_is_a_clear_error():
     with pytest.raises((RuntimeError, ValueError), match="process group"):
         make_loss("infonce", gather_distributed=True)(*_good())
+
+
+@pytest.mark.parametrize("name", ["rince", "gca_rince"])
+def test_robust_only_loss_warns_when_its_scale_vanishes(name):
+    q = losses.PRESETS[name].q
+    with pytest.warns(UserWarning, match=rf"{name} at eps=0.01, q={q}: .* e\^\(-q/eps\) = {math.exp(-q / 0.01):.2g} "
+                                         r".*use eps >= 0.0434 at this q, or add a KL term \(r1 > 0\)"):
+        make_loss(name, eps=0.01)
+
+
+@pytest.mark.parametrize("name, hparams", [("rince", dict(eps=0.5)), ("gca_rince", dict(eps=0.05)),
+                                           ("gca_uot", dict(eps=0.005)), ("infonce", dict(eps=0.005))])
+def test_no_scale_warning_with_a_kl_term_or_a_usable_eps(name, hparams, recwarn):
+    make_loss(name, **hparams)
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
+def test_robust_scale_is_the_rince_constant():
+    spec = losses.LossSpec(eps=0.25, q=0.5, r1=0.0, r2=1.0)
+    assert losses.robust_scale(spec) == pytest.approx(math.exp(-2.0))

@@ -29,6 +29,9 @@ import torch
 
 from gcalib.losses import LOSSES, make_loss
 
+# Small eps is what these tests are about: the robust-term scale warning is tested in test_losses.py.
+pytestmark = pytest.mark.filterwarnings("ignore:.*the robust term and its gradients carry:UserWarning")
+
 EPSILONS = (0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.0)
 EXTREME_EPS = (0.005, 2.0)
 DIM = 32
