@@ -241,15 +241,19 @@ def prepare(config: PretrainConfig) -> PreparedRun:
         found = ckpt.load_latest(out_dir, map_location="cpu")
         if found is not None:
             run.resume_state, run.resume_path = found
-            saved_world = len(run.resume_state["rng"])
-            if saved_world != world:
-                raise ValueError(f"cannot resume from {run.resume_path}: it was written by {saved_world} process(es), "
-                                 f"this run has {world}; resume with the same number of processes "
-                                 f"(torchrun --nproc_per_node) or choose a new out_dir.")
-            diff = ckpt.config_differences(run.resume_state["config"], config.to_dict(), ignore=RESUME_FREE_FIELDS)
+            state = run.resume_state
+            # Checkpoints of earlier versions hold one RNG dict and lack the fields added since (at their defaults).
+            if isinstance(state["rng"], dict):
+                state["rng"] = [state["rng"]]
+            saved = {**PretrainConfig().to_dict(), **state["config"]}
+            diff = ckpt.config_differences(saved, config.to_dict(), ignore=RESUME_FREE_FIELDS)
             if diff:
                 raise ValueError(f"cannot resume from {run.resume_path}: the config differs in {len(diff)} field(s): "
                                  f"{'; '.join(diff)}. Resume with the saved config or choose a new out_dir.")
+            if len(state["rng"]) != world:
+                raise ValueError(f"cannot resume from {run.resume_path}: it was written by {len(state['rng'])} "
+                                 f"process(es), this run has {world}; resume with the same number of processes "
+                                 f"(torchrun --nproc_per_node) or choose a new out_dir.")
     return run
 
 

@@ -387,3 +387,16 @@ def test_global_batch_larger_than_the_data_names_the_process_count(monkeypatch):
     with pytest.raises(ValueError, match=r"batch_size=64 per process x 2 processes is larger than the 100 samples"
                                          r".*use batch_size <= 50"):
         prepare(PretrainConfig(device="cpu", max_train_samples=100, batch_size=64))
+
+
+def test_resume_from_a_checkpoint_of_an_earlier_version(tmp_path):
+    """Earlier checkpoints hold one RNG dict (not a list per rank) and no lr_scaling/sync_bn fields."""
+    reference = pretrain(tiny(epochs=2, out_dir=str(tmp_path / "reference")))
+    state = torch.load(tmp_path / "reference" / "checkpoint-00001.pt", weights_only=True)
+    state["rng"] = state["rng"][0]
+    for added in ("lr_scaling", "sync_bn"):
+        del state["config"][added]
+    ckpt.save_checkpoint(state, tmp_path / "old")
+    resumed = pretrain(tiny(epochs=2, out_dir=str(tmp_path / "old"), resume=True))
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in reference.history]
+    assert_same_weights(weights(resumed.model), weights(reference.model))
