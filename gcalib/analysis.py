@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from .losses import GCALoss, LossSpec, embed_views, kl_divergence, make_loss, plan_log_weights, robust_divergence
 from .ot import OTResult, iterate, relaxation_factor, sinkhorn
 from .plans import positive_pairs, validate_target
-from .validation import check_int, check_nonnegative, check_positive, check_real
+from .validation import check_float_tensor, check_int, check_nonnegative, check_positive, check_real
 
 __all__ = [
     "two_clouds",
@@ -50,10 +50,7 @@ __all__ = [
 
 
 def _check_matrix(name: str, value: torch.Tensor) -> torch.Tensor:
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-    if not value.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+    check_float_tensor(name, value)
     if value.dim() != 2:
         raise ValueError(f"{name} must be a matrix (n, m), got shape {tuple(value.shape)}")
     return value

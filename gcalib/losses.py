@@ -36,7 +36,8 @@ from . import plans
 from .fused_loss import fused_gca_loss, positive_pair_target
 from .ot import GRAD_MODES, check_relaxation, iterate, relaxation_factor
 from .sinkhorn_autograd import potentials
-from .validation import check_bool, check_choice, check_int, check_nonnegative, check_positive, check_real, fail
+from .validation import (check_bool, check_choice, check_float_tensor, check_int, check_nonnegative, check_positive,
+                         check_real, fail)
 
 __all__ = [
     "LOSSES",
@@ -130,10 +131,7 @@ def embed_views(views: Sequence[torch.Tensor]) -> torch.Tensor:
         raise ValueError(f"need at least two views (each a (batch, dim) tensor), got {len(views)}")
     first = views[0]
     for i, view in enumerate(views):
-        if not isinstance(view, torch.Tensor):
-            raise TypeError(f"view {i} must be a torch.Tensor, got {type(view).__name__}")
-        if not view.is_floating_point():
-            raise TypeError(f"view {i} must be a floating-point tensor, got dtype {view.dtype}; use .float()")
+        check_float_tensor(f"view {i}", view)
         if view.dim() != 2:
             raise ValueError(f"view {i} must have shape (batch, dim), got {tuple(view.shape)}")
         if view.shape != first.shape:

@@ -36,7 +36,7 @@ from typing import Optional
 import torch
 
 from .sinkhorn_autograd import potentials
-from .validation import check_choice, check_int, check_positive, check_real
+from .validation import check_choice, check_float_tensor, check_int, check_positive, check_real
 
 __all__ = ["OTResult", "sinkhorn", "iterate", "relaxation_factor", "check_relaxation", "GRAD_MODES"]
 
@@ -117,10 +117,7 @@ def _marginal(name: str, weights: Optional[torch.Tensor], size: int, like: torch
 
 
 def _validate_cost(cost: torch.Tensor) -> None:
-    if not isinstance(cost, torch.Tensor):
-        raise TypeError(f"cost must be a torch.Tensor, got {type(cost).__name__}")
-    if not cost.is_floating_point():
-        raise TypeError(f"cost must be a floating-point tensor, got dtype {cost.dtype}")
+    check_float_tensor("cost", cost)
     if cost.dim() < 2 or cost.shape[-1] == 0 or cost.shape[-2] == 0:
         raise ValueError(f"cost must have shape (..., n, m) with n, m >= 1, got {tuple(cost.shape)}")
     bad = torch.isnan(cost) | (cost == -math.inf)

@@ -10,7 +10,7 @@ from typing import Optional
 
 import torch
 
-from .validation import check_int, check_nonnegative
+from .validation import check_float_tensor, check_int, check_nonnegative
 
 __all__ = ["positive_pairs", "from_labels", "domain_plan", "validate_target", "sample_index"]
 
@@ -86,10 +86,7 @@ def validate_target(target: torch.Tensor, n: int) -> torch.Tensor:
     Requirements: a floating (n, n) tensor, finite, non-negative, zero diagonal (self-pairs are not
     candidates), and at least one positive entry per row (a row without mass has no target).
     """
-    if not isinstance(target, torch.Tensor):
-        raise TypeError(f"target must be a torch.Tensor, got {type(target).__name__}")
-    if not target.is_floating_point():
-        raise TypeError(f"target must be a floating-point tensor, got dtype {target.dtype}; use .float()")
+    check_float_tensor("target", target)
     if target.shape != (n, n):
         raise ValueError(
             f"target must have shape ({n}, {n}) = (n_views*batch_size)^2 in the blocked layout, "

@@ -10,8 +10,10 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Collection, NoReturn, Optional, TypeVar
 
+import torch
+
 __all__ = ["fail", "check_int", "check_real", "check_positive", "check_nonnegative", "check_bool", "check_choice",
-           "check_sequence"]
+           "check_sequence", "check_float_tensor"]
 
 T = TypeVar("T")
 
@@ -86,3 +88,13 @@ def check_sequence(name: str, values: Any, check: Callable[[str, Any], T]) -> li
     if not values:
         fail(name, values, "a non-empty sequence")
     return [check(f"{name}[{index}]", value) for index, value in enumerate(values)]
+
+
+def check_float_tensor(name: str, value: Any) -> torch.Tensor:
+    """Return ``value`` if it is a floating-point ``torch.Tensor`` (``TypeError`` otherwise); shapes are the
+    caller's to check."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}; use .float()")
+    return value

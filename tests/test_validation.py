@@ -24,7 +24,7 @@ from gcalib.models import Projector, make_encoder
 from gcalib.ot import sinkhorn
 from gcalib.sweep import alpha_beta
 from gcalib.validation import (check_bool, check_choice, check_int, check_nonnegative, check_positive, check_real,
-                               check_sequence, fail)
+                               check_float_tensor, check_sequence, fail)
 
 
 def raises(error: type, message: str):
@@ -222,3 +222,12 @@ def test_checkpoint_keep_is_checked_before_anything_is_written(tmp_path):
     with raises(TypeError, "keep must be an int >= 1, got 1.5 (float)"):
         save_checkpoint(state, tmp_path / "run", keep=1.5)
     assert not (tmp_path / "run").exists()
+
+
+def test_check_float_tensor_accepts_float_tensors_only():
+    x = torch.zeros(2, 3)
+    assert check_float_tensor("x", x) is x
+    with pytest.raises(TypeError, match=r"^x must be a torch.Tensor, got list$"):
+        check_float_tensor("x", [1.0])
+    with pytest.raises(TypeError, match=r"^x must be a floating-point tensor, got dtype torch.int64; use .float\(\)$"):
+        check_float_tensor("x", torch.zeros(2, dtype=torch.long))
