@@ -20,6 +20,13 @@ half-step, and again from the first half-step whose normaliser breaks ``min s �
 are below ``eps²`` of the machine, so the potentials equal the log-domain recursion's up to rounding.
 Only two vectors per half-step and the last reference are kept.
 
+**Row shards** (``rows=`` of :func:`solve`). A process may hold only some rows of ``L`` (m × n, e.g. its samples'
+rows of a plan over the global batch) while ``γ`` stays whole. Row half-steps are then local; what reduces
+over rows is combined over processes by a :class:`RowReduction`: ``sum`` of the column products ``Mᵀ·x``
+(one per column half-step, and in the backward one per row half-step), ``max`` of the validity flags (once
+per solve, and per step after a failed fast step) and of the column maxima of a reference built at a column
+half-step (with a ``sum`` of its column sums). :data:`ALL_ROWS` (the default) is the identity.
+
 **Fused backward** (:func:`backward`). Reverse mode through the recursion: with ``ḡ`` the adjoint of a
 half-step's ``lse`` (``ḡ = −κ·v̄'`` plus any direct use),
 
@@ -53,7 +60,8 @@ from torch.autograd.function import once_differentiable
 
 from .validation import check_choice
 
-__all__ = ["Trace", "solve", "backward", "implicit_backward", "potentials", "log_floor", "SOLVE_GRADS"]
+__all__ = ["Trace", "RowReduction", "ALL_ROWS", "solve", "backward", "implicit_backward", "potentials", "log_floor",
+           "SOLVE_GRADS"]
 
 Marginal = Union[torch.Tensor, float]
 SOLVE_GRADS = ("fused", "implicit", "detach")
@@ -63,6 +71,27 @@ def log_floor(dtype: torch.dtype) -> float:
     """``log(tiny/eps²)`` of ``dtype``: normalisers above ``exp`` of this make underflow negligible."""
     info = torch.finfo(dtype)
     return math.log(info.tiny) - 2.0 * math.log(info.eps)
+
+
+def _unchanged(partial: torch.Tensor) -> torch.Tensor:
+    return partial
+
+
+@dataclass(frozen=True)
+class RowReduction:
+    """How results over this process's rows of ``L`` combine into results over all rows.
+
+    ``sum`` and ``max`` map a partial (..., n) tensor (a sum or maximum over this process's rows, one entry
+    per column) to the sum or maximum over every process's rows; they must be called by all processes in
+    the same order.
+    """
+
+    sum: Callable[[torch.Tensor], torch.Tensor]
+    max: Callable[[torch.Tensor], torch.Tensor]
+
+
+ALL_ROWS = RowReduction(sum=_unchanged, max=_unchanged)
+"""The process holds every row: nothing to combine."""
 
 
 def _matvec(matrix: torch.Tensor, vector: torch.Tensor, transpose: bool) -> torch.Tensor:
@@ -88,8 +117,10 @@ class Reference:
     matrix: Optional[torch.Tensor]
 
 
-def _build(log_kernel: torch.Tensor, row_step: bool, vector: Optional[torch.Tensor], in_place: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(M, shift)`` with ``M = exp(L + vector − shift)``, ``shift`` the max along the step's axis (kept dim).
+def _build(log_kernel: torch.Tensor, row_step: bool, vector: Optional[torch.Tensor], in_place: bool,
+           rows: RowReduction) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(M, shift)`` with ``M = exp(L + vector − shift)``, ``shift`` the max along the step's axis (kept dim;
+    over all processes' rows for a column step).
 
     Entries below the smallest normal number are set to zero: they are negligible by the same bound as
     underflow (see :func:`log_floor`), and subnormal operands slow matrix products down many times."""
@@ -98,14 +129,14 @@ def _build(log_kernel: torch.Tensor, row_step: bool, vector: Optional[torch.Tens
         work = log_kernel if in_place else log_kernel.clone()
     else:
         work = torch.add(log_kernel, vector.unsqueeze(-2 if row_step else -1), out=log_kernel if in_place else None)
-    shift = work.amax(axis, keepdim=True)
+    shift = work.amax(axis, keepdim=True) if row_step else rows.max(work.amax(axis, keepdim=True))
     log_tiny = math.log(torch.finfo(work.dtype).tiny)
     return torch.nn.functional.threshold_(work.sub_(shift), log_tiny, -math.inf).exp_(), shift
 
 
-def _rebuild(log_kernel: torch.Tensor, ref: Reference) -> torch.Tensor:
+def _rebuild(log_kernel: torch.Tensor, ref: Reference, rows: RowReduction) -> torch.Tensor:
     """The matrix of ``ref``, recomputed with the same arithmetic as when it was built."""
-    return _build(log_kernel, ref.row_step, ref.vector, in_place=False)[0]
+    return _build(log_kernel, ref.row_step, ref.vector, in_place=False, rows=rows)[0]
 
 
 @dataclass
@@ -125,6 +156,7 @@ class Trace:
 
     ``steps`` holds ``2·iterations`` half-steps, plus a final row step on ``γ`` when solved with
     ``project=True`` (its :meth:`lse` is the log-normaliser of the row-projected plan ``rownorm(exp(L + γ))``).
+    ``rows`` combines column results over the processes that hold the other rows of ``L``.
     """
 
     log_kernel: Optional[torch.Tensor]
@@ -140,6 +172,7 @@ class Trace:
     iterations: int
     converged: Optional[bool]
     projected: bool
+    rows: RowReduction = ALL_ROWS
 
     def kernel(self) -> torch.Tensor:
         """``L`` (rebuilt by ``regenerate`` when the solve consumed its buffer)."""
@@ -155,7 +188,7 @@ class Trace:
 class _Solver:
     """Runs half-steps against the current reference, rebuilding it in the log domain when needed."""
 
-    def __init__(self, log_kernel, log_a, log_b, factor_a, factor_b, consume, regenerate):
+    def __init__(self, log_kernel, log_a, log_b, factor_a, factor_b, consume, regenerate, rows):
         self.log_kernel: Optional[torch.Tensor] = log_kernel
         self.marginals = ((factor_a, log_a), (factor_b, log_b))
         self.consume = consume
@@ -164,8 +197,9 @@ class _Solver:
         self.steps: list[HalfStep] = []
         self.floor = math.exp(log_floor(log_kernel.dtype))
         self.constants: dict = {}
+        self.rows = rows
         self.trace = Trace(None, regenerate, log_a, log_b, factor_a, factor_b, self.steps, self.refs,
-                           None, None, 0, None, False)
+                           None, None, 0, None, False, rows)
 
     def kernel(self) -> torch.Tensor:
         if self.log_kernel is None:
@@ -199,7 +233,7 @@ class _Solver:
         its matrix becomes the new reference."""
         log_kernel = self.kernel()
         in_place = self.consume and not self.refs
-        matrix, shift = _build(log_kernel, row_step, vector, in_place)
+        matrix, shift = _build(log_kernel, row_step, vector, in_place, self.rows)
         if in_place:
             self.log_kernel = None
         axis = -1 if row_step else -2
@@ -212,21 +246,28 @@ class _Solver:
         if self.refs:
             self.refs[-1].matrix = None
         self.refs.append(Reference(row_step, vector, shift, p, q, matrix))
-        self.steps.append(HalfStep(row_step, torch.ones_like(q if row_step else p), matrix.sum(axis), len(self.refs) - 1))
+        sums = matrix.sum(axis) if row_step else self.rows.sum(matrix.sum(axis))
+        self.steps.append(HalfStep(row_step, torch.ones_like(q if row_step else p), sums, len(self.refs) - 1))
+
+    def product(self, matrix: torch.Tensor, vector: torch.Tensor, row_step: bool) -> torch.Tensor:
+        """A half-step's normaliser: ``M·y`` (row step) or ``Mᵀ·x`` summed over all processes' rows."""
+        return _matvec(matrix, vector, False) if row_step else self.rows.sum(_matvec(matrix, vector, True))
 
     def fast(self, row_step: bool) -> None:
         """Half-step as one product with the reference (validity checked by :meth:`invalid`)."""
         scale = self.next_scale(self.steps[-1])
-        sums = _matvec(self.refs[-1].matrix, scale, transpose=not row_step)
+        sums = self.product(self.refs[-1].matrix, scale, row_step)
         self.steps.append(HalfStep(row_step, scale, sums, len(self.refs) - 1))
 
     def invalid(self, steps: list[HalfStep]) -> torch.Tensor:
-        """Per step: ``min s < floor·max(1, max scale)`` or anything non-finite (stacked, one reduction)."""
+        """Per step: ``min s < floor·max(1, max scale)`` or anything non-finite (stacked, one reduction; over
+        all processes' rows, a step is invalid when it is on one of them)."""
         sums = torch.stack([step.sums for step in steps]).flatten(1)
         scales = torch.stack([step.scale for step in steps]).flatten(1)
         largest_scale = scales.amax(1)
         bad = sums.amin(1) < self.floor * largest_scale.clamp(min=1.0)
-        return bad | ~sums.amax(1).isfinite() | ~largest_scale.isfinite()
+        bad = bad | ~sums.amax(1).isfinite() | ~largest_scale.isfinite()
+        return self.rows.max(bad.to(sums.dtype)) > 0
 
     def step(self, row_step: bool, careful: bool) -> None:
         """Append one half-step; ``careful``: redo it exactly at once when invalid."""
@@ -253,6 +294,7 @@ def solve(
     consume: bool = False,
     regenerate: Optional[Callable[[], torch.Tensor]] = None,
     record: bool = True,
+    rows: RowReduction = ALL_ROWS,
 ) -> Trace:
     """Run ``n_iter`` Sinkhorn iterations on ``L = log_kernel`` (no autograd graph) and return the trace.
 
@@ -260,12 +302,15 @@ def solve(
     is below ``tol`` (or ``max_iter``). ``project`` appends the final row step on ``γ``. ``consume``
     lets the first reference overwrite ``log_kernel``; ``regenerate()`` must then return ``L`` again.
     ``record=False`` (iterating to ``tol``) keeps only the last half-steps, enough for the potentials
-    and implicit gradients.
+    and implicit gradients. ``rows``: ``log_kernel`` holds this process's rows, the other processes' rows
+    are combined by this reduction (a fixed ``n_iter`` only; ``log_a`` a scalar or this process's rows).
     """
     if consume and regenerate is None:
         raise ValueError("consume=True needs regenerate, a callable that rebuilds the log-kernel")
+    if n_iter is None and rows is not ALL_ROWS:
+        raise ValueError("n_iter must be an int for a row-sharded solve (rows=...), got None")
     with torch.no_grad():
-        solver = _Solver(log_kernel, log_a, log_b, factor_a, factor_b, consume, regenerate)
+        solver = _Solver(log_kernel, log_a, log_b, factor_a, factor_b, consume, regenerate, rows)
         if n_iter is None:
             iterations, converged = _run_to_tolerance(solver, tol, max_iter, record)
         else:
@@ -291,11 +336,10 @@ def _run_fixed(solver: _Solver, total: int) -> None:
         return
     solver.exact(True, None)
     steps, matrix = solver.steps, solver.refs[0].matrix
-    products = (lambda v: _matvec(matrix, v, False), lambda v: _matvec(matrix, v, True))
     for h in range(1, total):
         previous = steps[-1]
         scale = solver.next_scale(previous)
-        steps.append(HalfStep(not previous.row_step, scale, products[previous.row_step](scale), 0))
+        steps.append(HalfStep(not previous.row_step, scale, solver.product(matrix, scale, not previous.row_step), 0))
     bad = torch.zeros(total, dtype=torch.bool, device=matrix.device)
     for first in (1, 2):
         if first < total:
@@ -349,7 +393,8 @@ def backward(
 ) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor], Optional[torch.Tensor]]:
     """Exact reverse mode through the traced half-steps (see module docstring).
 
-    ``grad_phi``, ``grad_gamma``: adjoints of the returned potentials (``None`` is zero);
+    ``grad_phi``, ``grad_gamma``: adjoints of the returned potentials (``None`` is zero; for a row-sharded
+    trace ``grad_phi`` of this process's rows and ``grad_gamma`` already summed over processes);
     ``grad_projection``: adjoint of the projection step's ``lse`` (traces solved with ``project=True``).
     Returns ``(L̄, ā, b̄)``: the gradient with respect to ``L`` (``None`` when there are no half-steps)
     and to ``log a`` and ``log b`` at full (..., n) and (..., m) shapes (``None`` unless ``marginals``).
@@ -369,7 +414,7 @@ def backward(
             left, right, group = [], [], step.ref
             matrix = refs[group].matrix
             if matrix is None:
-                matrix = _rebuild(trace.kernel(), refs[group])
+                matrix = _rebuild(trace.kernel(), refs[group], trace.rows)
         if h == n_potential:
             grad_lse = grad_projection
         else:
@@ -384,7 +429,8 @@ def backward(
         right.append(step.scale if step.row_step else weighted)
         if h == 0:  # the first step's input γ₀ = 0 is a constant
             break
-        inner = _matvec(matrix, weighted, transpose=step.row_step).mul_(step.scale)
+        inner = _matvec(matrix, weighted, transpose=step.row_step)
+        inner = (trace.rows.sum(inner) if step.row_step else inner).mul_(step.scale)
         carry = carry + inner if h == n_potential else inner
     cost_grad = _flush(cost_grad, matrix, left, right)
     return cost_grad, grad_log_a, grad_log_b
