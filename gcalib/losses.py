@@ -21,6 +21,10 @@ Gradients (``grad``): ``"fused"`` (default) evaluates the whole loss in one auto
 (:mod:`gcalib.fused_loss`) whose backward is exact and does not grow with ``n_iter``; ``"unroll"`` is
 the composite autograd formula below (the reference); ``"implicit"`` and ``"detach"`` differentiate
 the potentials implicitly or not at all (:func:`gcalib.ot.sinkhorn`).
+
+Over several processes (``gather_distributed=True``) the views are gathered into the global batch and the
+loss is solved over it; with ``shard_plan=True`` each process holds only its own samples' rows of the plan
+(:mod:`gcalib.sharded_loss`), and a custom ``target`` is given as those rows.
 """
 from __future__ import annotations
 
@@ -74,7 +78,9 @@ class LossSpec:
     iterations, the reference), ``"implicit"`` (for large ``n_iter``: exact at convergence, except
     that with both marginals hard a term that changes when ``γ`` shifts by a constant — the robust
     term on the projected plan — misses that direction of its gradient) or ``"detach"`` (see
-    :func:`gcalib.ot.sinkhorn`).
+    :func:`gcalib.ot.sinkhorn`); gather_distributed: solve over the global batch gathered from every
+    process (:mod:`gcalib.distributed`); shard_plan: each process holds only its samples' rows of that
+    plan (:mod:`gcalib.sharded_loss`; needs ``gather_distributed=True`` and ``grad="fused"``).
     """
 
     eps: float = 0.5
@@ -89,6 +95,7 @@ class LossSpec:
     uni_weight: float = 0.0
     grad: str = "fused"
     gather_distributed: bool = False
+    shard_plan: bool = False
 
     def __post_init__(self) -> None:
         check_positive("eps", self.eps)
@@ -106,6 +113,12 @@ class LossSpec:
         check_choice("plan", self.plan, PLAN_KINDS)
         check_choice("grad", self.grad, GRAD_MODES)
         check_bool("gather_distributed", self.gather_distributed)
+        if check_bool("shard_plan", self.shard_plan):
+            if not self.gather_distributed:
+                fail("gather_distributed", self.gather_distributed,
+                     "True when shard_plan=True (the plan's rows are split over the processes of the global batch)")
+            if self.grad != "fused":
+                fail("grad", self.grad, "'fused' when shard_plan=True (the row-sharded plan has only the fused backward)")
 
 
 _ROBUST = dict(r1=0.0, r2=1.0)
@@ -203,15 +216,32 @@ def robust_divergence(target: torch.Tensor, log_weights: torch.Tensor, q: float,
     return ((q * (math.log(lam) + log_tot)).exp() - (q * log_pos).exp()).mean() / q
 
 
-def _resolve_target(target: Optional[torch.Tensor], batch_size: int, n_views: int, like: torch.Tensor) -> torch.Tensor:
+def _resolve_target(target: Optional[torch.Tensor], batch_size: int, n_views: int, like: torch.Tensor,
+                    rows: Optional[torch.Tensor] = None) -> torch.Tensor:
     n = batch_size * n_views
     if target is None:
         return plans.positive_pairs(batch_size, n_views, device=like.device, dtype=like.dtype)
     if isinstance(target, torch.Tensor) and target.device != like.device:
         raise ValueError(f"target must be on the embeddings' device {like.device}, got a tensor on {target.device}; "
                          f"move it with target.to({str(like.device)!r})")
-    plans.validate_target(target, n)
+    plans.validate_target(target, n, rows)
     return target.to(like.dtype)
+
+
+def _sharded_loss(z: torch.Tensor, target: Optional[torch.Tensor], batch_size: int, n_views: int,
+                  spec: LossSpec) -> torch.Tensor:
+    """``shard_plan=True``: this process's rows of the plan over the gathered batch (``batch_size`` samples)."""
+    from .distributed import world_size
+    from .sharded_loss import shard_rows, sharded_gca_loss
+
+    rows = shard_rows(batch_size // world_size(), n_views, device=z.device)
+    if target is not None:
+        if isinstance(target, torch.Tensor) and target.requires_grad:
+            raise ValueError("target must not require grad with shard_plan=True (the row-sharded loss does not "
+                             "differentiate the target), got a tensor with requires_grad=True; pass target.detach()")
+        target = _resolve_target(target, batch_size, n_views, z, rows)
+        target = target / target.sum(dim=1, keepdim=True)
+    return sharded_gca_loss(z, target, rows, n_views, spec)
 
 
 def scored_plan(z: torch.Tensor, spec: LossSpec) -> tuple[torch.Tensor, torch.Tensor]:
@@ -226,15 +256,22 @@ def scored_plan(z: torch.Tensor, spec: LossSpec) -> tuple[torch.Tensor, torch.Te
 
 
 def gca_loss(*views: torch.Tensor, target: Optional[torch.Tensor] = None, spec: LossSpec = LossSpec()) -> torch.Tensor:
-    """Functional GCA loss of ``views`` (each (B, D)) against ``target`` ((V·B)², default positive pairs)."""
+    """Functional GCA loss of ``views`` (each (B, D)) against ``target`` ((V·B)², default positive pairs).
+
+    With ``spec.shard_plan``, ``target`` is this process's rows of the global plan: shape (n/W, n) for
+    ``n = V·W·B``, the rows :func:`gcalib.sharded_loss.shard_rows` lists (``rows=`` of
+    :func:`gcalib.plans.from_labels` and :func:`gcalib.plans.domain_plan` builds them).
+    """
     if spec.gather_distributed:
         from .distributed import all_gather_with_grad, require_initialized
 
-        require_initialized("gather_distributed=True")
+        require_initialized("shard_plan=True" if spec.shard_plan else "gather_distributed=True")
         views = tuple(all_gather_with_grad(view) for view in views)
     z = embed_views(views)
     batch_size, n_views = views[0].shape[0], len(views)
     with torch.autocast(device_type=z.device.type, enabled=False):
+        if spec.shard_plan:
+            return _sharded_loss(z, target, batch_size, n_views, spec)
         if spec.grad == "fused" and not (isinstance(target, torch.Tensor) and target.requires_grad):
             if target is None:
                 return fused_gca_loss(z, positive_pair_target(batch_size, n_views, z), spec)

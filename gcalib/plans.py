@@ -3,6 +3,10 @@
 All builders return an (n, n) float tensor in the *blocked* layout (rows ``[view 1 of samples
 0..B-1; view 2 of samples 0..B-1; …]``, ``n = V·B``, row ``r`` belongs to sample ``r mod B``) with a
 zero diagonal. Losses use the row-normalised form ``T̂ = T / T𝟙``.
+
+``rows=`` (a 1-D integer tensor of global row indices) returns only those rows, shape (len(rows), n), with a
+zero at each row's self-pair ``(i, rows[i])``: a process's share of a row-sharded plan
+(:func:`gcalib.sharded_loss.shard_rows`) without building the n × n matrix.
 """
 from __future__ import annotations
 
@@ -32,12 +36,38 @@ def sample_index(batch_size: int, n_views: int = 2, device: Optional[torch.devic
     return torch.arange(batch_size, device=device).repeat(n_views)
 
 
-def _same(ids: torch.Tensor) -> torch.Tensor:
-    return ids.unsqueeze(0) == ids.unsqueeze(1)
+def _check_rows(rows: Optional[torch.Tensor], n: int) -> Optional[torch.Tensor]:
+    """``rows`` if it is ``None`` or a 1-D integer tensor of distinct indices in ``[0, n)``."""
+    if rows is None:
+        return None
+    if not isinstance(rows, torch.Tensor) or rows.dtype.is_floating_point or rows.dtype.is_complex or rows.dtype == torch.bool:
+        raise TypeError(f"rows must be an integer tensor of global row indices, got {type(rows).__name__}"
+                        + (f" of dtype {rows.dtype}" if isinstance(rows, torch.Tensor) else ""))
+    if rows.dim() != 1 or rows.numel() == 0:
+        raise ValueError(f"rows must be a non-empty 1-D tensor of global row indices, got shape {tuple(rows.shape)}")
+    if int(rows.min()) < 0 or int(rows.max()) >= n:
+        raise ValueError(f"rows must hold indices in [0, {n}) for a plan of {n} rows, got values from "
+                         f"{int(rows.min())} to {int(rows.max())}")
+    if rows.unique().numel() != rows.numel():
+        raise ValueError("rows must hold distinct indices, got repeated ones")
+    return rows
 
 
-def _zero_diagonal(plan: torch.Tensor) -> torch.Tensor:
-    return plan.fill_diagonal_(0.0)
+def _same(ids: torch.Tensor, rows: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``[ids_r == ids_s]`` for ``r`` in ``rows`` (default all) and every ``s``."""
+    return (ids if rows is None else ids[rows]).unsqueeze(1) == ids.unsqueeze(0)
+
+
+def _self_pairs(plan: torch.Tensor, rows: Optional[torch.Tensor]) -> torch.Tensor:
+    """The entries ``(i, rows[i])`` of ``plan`` (its diagonal when ``rows`` is ``None``)."""
+    return plan.diagonal() if rows is None else plan[torch.arange(len(rows), device=plan.device), rows]
+
+
+def _zero_diagonal(plan: torch.Tensor, rows: Optional[torch.Tensor] = None) -> torch.Tensor:
+    if rows is None:
+        return plan.fill_diagonal_(0.0)
+    plan[torch.arange(len(rows), device=plan.device), rows] = 0.0
+    return plan
 
 
 def positive_pairs(
@@ -51,58 +81,71 @@ def positive_pairs(
 
 
 def from_labels(
-    labels: torch.Tensor, n_views: int = 2, *, dtype: torch.dtype = torch.float32
+    labels: torch.Tensor, n_views: int = 2, *, dtype: torch.dtype = torch.float32,
+    rows: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """Class-aware plan (supervised contrastive as a plan): ``T_rs = 1`` when the labels of the
-    samples of rows ``r ≠ s`` match. ``labels`` holds one class id per sample (length B)."""
+    samples of rows ``r ≠ s`` match. ``labels`` holds one class id per sample (length B); ``rows``: only
+    these rows (see module docstring)."""
     labels = _check_ids("labels", labels)
     check_int("n_views", n_views, 2)
-    rows = labels.repeat(n_views)
-    return _zero_diagonal(_same(rows).to(dtype))
+    rows = _check_rows(rows, n_views * labels.numel())
+    return _zero_diagonal(_same(labels.repeat(n_views), rows).to(dtype), rows)
 
 
 def domain_plan(
-    domains: torch.Tensor, alpha: float, beta: float, n_views: int = 2, *, dtype: torch.dtype = torch.float32
+    domains: torch.Tensor, alpha: float, beta: float, n_views: int = 2, *, dtype: torch.dtype = torch.float32,
+    rows: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """Domain-aware plan: ``T = [positive pair] + α·[same domain, not positive] + β·[other domain]``.
 
     ``domains`` holds one domain id per sample (length B); ``α, β ≥ 0``. With ``α = β = 0`` this is
-    :func:`positive_pairs`.
+    :func:`positive_pairs`. ``rows``: only these rows (see module docstring).
     """
     domains = _check_ids("domains", domains)
     check_int("n_views", n_views, 2)
     check_nonnegative("alpha", alpha)
     check_nonnegative("beta", beta)
     batch_size = domains.numel()
-    positive = _same(sample_index(batch_size, n_views, domains.device))
-    same_domain = _same(domains.repeat(n_views))
+    rows = _check_rows(rows, n_views * batch_size)
+    positive = _same(sample_index(batch_size, n_views, domains.device), rows)
+    same_domain = _same(domains.repeat(n_views), rows)
     plan = positive.to(dtype) + alpha * (same_domain & ~positive).to(dtype) + beta * (~same_domain).to(dtype)
-    return _zero_diagonal(plan)
+    return _zero_diagonal(plan, rows)
 
 
-def validate_target(target: torch.Tensor, n: int) -> torch.Tensor:
+def validate_target(target: torch.Tensor, n: int, rows: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Check a user target plan for a batch of ``n`` rows and return it unchanged.
 
     Requirements: a floating (n, n) tensor, finite, non-negative, zero diagonal (self-pairs are not
-    candidates), and at least one positive entry per row (a row without mass has no target).
+    candidates), and at least one positive entry per row (a row without mass has no target). With
+    ``rows``: the rows ``rows`` of such a plan, (len(rows), n), zero at each self-pair ``(i, rows[i])``.
     """
     check_float_tensor("target", target)
-    if target.shape != (n, n):
+    rows = _check_rows(rows, n)
+    if rows is None and target.shape != (n, n):
         raise ValueError(
             f"target must have shape ({n}, {n}) = (n_views*batch_size)^2 in the blocked layout, "
             f"got {tuple(target.shape)}"
+        )
+    if rows is not None and target.shape != (len(rows), n):
+        raise ValueError(
+            f"target must have shape ({len(rows)}, {n}) with shard_plan=True: this process's {len(rows)} rows "
+            f"(gcalib.sharded_loss.shard_rows) of the ({n}, {n}) plan in the blocked layout, got {tuple(target.shape)}"
         )
     if not torch.isfinite(target).all():
         row, col = (int(i) for i in (~torch.isfinite(target)).nonzero()[0])
         raise ValueError(f"target must be finite, got NaN or inf: target[{row}, {col}] = {float(target[row, col])}")
     if (target < 0).any():
         raise ValueError(f"target must be non-negative; its smallest entry is {float(target.min()):.4g}")
-    diagonal = target.diagonal()
+    diagonal = _self_pairs(target, rows)
     if (diagonal != 0).any():
         row = int((diagonal != 0).nonzero()[0])
+        col = row if rows is None else int(rows[row])
+        fix = "target.fill_diagonal_(0)" if rows is None else "target[torch.arange(len(rows)), rows] = 0"
         raise ValueError(
             f"target must have a zero diagonal (self-pairs are not candidates); "
-            f"target[{row}, {row}] = {float(diagonal[row]):.4g}. Use target.fill_diagonal_(0)"
+            f"target[{row}, {col}] = {float(diagonal[row]):.4g}. Use {fix}"
         )
     empty = target.sum(dim=1) <= 0
     if empty.any():

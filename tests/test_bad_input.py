@@ -24,6 +24,7 @@ from gcalib.evaluate import knn_accuracy, linear_probe
 from gcalib.losses import gca_loss, make_loss
 from gcalib.models import make_encoder
 from gcalib.ot import sinkhorn
+from gcalib.sharded_loss import shard_rows
 from gcalib.train import PretrainConfig, prepare, pretrain
 
 B, D = 4, 3
@@ -142,6 +143,12 @@ API = [
     Case("r2-infinite", lambda e: make_loss("gca_uot", r2=math.inf), ValueError, "r2", "got inf", "finite"),
     Case("r1-r2-both-zero", lambda e: make_loss("gca_uot", r1=0.0, r2=0.0),
          ValueError, "r1 and r2", "both 0", "r1 > 0 or r2 > 0"),
+    Case("shard-plan-without-gather", lambda e: make_loss("gca_ince", shard_plan=True),
+         ValueError, "gather_distributed", "got False", "True when shard_plan=True"),
+    Case("shard-plan-unrolled", lambda e: make_loss("gca_uot", gather_distributed=True, shard_plan=True, grad="unroll"),
+         ValueError, "grad", "got 'unroll'", "'fused' when shard_plan=True"),
+    Case("shard-plan-int", lambda e: make_loss("iot", gather_distributed=True, shard_plan=1),
+         TypeError, "shard_plan", "got 1 (int)", "a bool"),
     Case("unknown-loss", lambda e: make_loss("simclr"),
          ValueError, "loss", "'simclr'", "valid: infonce, hs_ince, gca_ince"),
     Case("unknown-hyper-parameter", lambda e: make_loss("infonce", temperature=0.1),
@@ -161,6 +168,15 @@ API = [
          ValueError, "target", ("meta", "cpu"), "must be on the embeddings' device"),
     Case("target-integer", lambda e: loss_with_target(plans.positive_pairs(B).long()),
          TypeError, "target", "torch.int64", "floating-point"),
+    Case("target-rows-shape", lambda e: plans.validate_target(torch.ones(3, 8), 8, torch.arange(4)),
+         ValueError, "target", "got (3, 8)", "shape (4, 8) with shard_plan=True"),
+    Case("target-rows-self-pair",
+         lambda e: plans.validate_target(with_entry(plans.from_labels(torch.tensor([0, 1, 0, 1]), rows=torch.tensor([2, 3])),
+                                                    (1, 3), 1.0), 8, torch.tensor([2, 3])),
+         ValueError, "target", "target[1, 3] = 1", "zero diagonal"),
+    Case("plan-rows-out-of-range", lambda e: plans.from_labels(torch.tensor([0, 1, 1]), rows=torch.tensor([0, 6])),
+         ValueError, "rows", "from 0 to 6", "indices in [0, 6)"),
+    Case("shard-rows-rank", lambda e: shard_rows(4, rank=2, world_size=2), ValueError, "rank", "got 2", "an int in [0, 1]"),
     Case("labels-float", lambda e: plans.from_labels(torch.tensor([0.0, 1.0, 1.0])),
          TypeError, "labels", "torch.float32", "integer tensor"),
     Case("domain-alpha-negative", lambda e: plans.domain_plan(torch.tensor([0, 1, 1]), -0.1, 0.0),
