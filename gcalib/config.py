@@ -12,16 +12,18 @@ import math
 import os
 import warnings
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional, Union
 
 import torch
 
 from .models import ARCHS
 from .validation import check_bool, check_choice, check_int, check_nonnegative, check_positive, check_real, fail
 
-__all__ = ["TARGETS", "OPTIMIZERS", "PRECISIONS", "LR_SCALINGS", "RESUME_FREE_FIELDS", "PretrainConfig"]
+__all__ = ["TARGETS", "VIEWS", "OPTIMIZERS", "PRECISIONS", "LR_SCALINGS", "RESUME_FREE_FIELDS", "PretrainConfig",
+           "describe_dataset"]
 
 TARGETS = ("positive", "labels", "domain")
+VIEWS = ("augment", "rendered")
 OPTIMIZERS = ("sgd", "adam")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LR_SCALINGS = ("linear", "sqrt", "none")
@@ -37,6 +39,23 @@ class PretrainConfig:
     Defaults are the digits recipe: small CNN, SimCLR views (s = 0.5), projector 512 → 128, InfoNCE
     at ε = 0.5, AdamW lr 2e-3 with one warm-up epoch and a cosine, batch 128, 20 epochs.
 
+    * ``dataset``: a name of :data:`gcalib.data.DATASETS` (its train split; ``root``, ``download`` and
+      ``dataset_options`` go to :func:`gcalib.data.load_dataset`), or a dataset object: an
+      :class:`gcalib.data.ImageDataset`, or any map-style dataset (``len`` and ``getitem``) whose items are
+      ``(uint8 image (C, H, H), label[, domain])``, read into memory by
+      :meth:`gcalib.data.ImageDataset.from_dataset` (optional ``classes``, ``domain_names``, ``mean``/``std``
+      attributes are used; without ``mean``/``std`` the per-channel statistics of its images are).
+    * ``test_dataset``: the evaluation split, a dataset object as above (without ``mean``/``std`` it takes
+      the train split's). Required with a dataset object when ``evaluate=True``; with a name it
+      replaces the named test split. :meth:`to_dict` stores dataset objects as :func:`describe_dataset`
+      strings, so a resumed run must be given a dataset with the same content.
+    * ``views``: ``"augment"``: the V views are V draws of the augmentation of one image;
+      ``"rendered"``: V *distinct* renderings of the sample, chosen at random among the K of the
+      dataset's ``renderings`` (needs K >= ``n_views``), each then augmented as usual.
+    * ``corrupt_pairs`` = P in [0, 1): with probability P, independently per sample and step, views
+      2..V (every view after the first) of a sample come from one other training sample drawn
+      uniformly among the rest, rendered and augmented in the same way (broken positive pairs; the
+      batch's labels and domains stay those of the first view).
     * ``loss``: a name of :data:`gcalib.losses.LOSSES`, or ``"byol"`` (EMA target network + predictor,
       :mod:`gcalib.byol`); ``loss_params`` go to :func:`gcalib.losses.make_loss` (eps, n_iter, q, lam,
       reg_a, reg_b, r1, r2, …). ``method`` tells the two kinds apart.
@@ -60,12 +79,15 @@ class PretrainConfig:
       kernels (bit-exact resume on CPU).
     """
 
-    dataset: str = "digits"
+    dataset: Union[str, Any] = "digits"
+    test_dataset: Optional[Any] = None
     root: Optional[str] = None
     download: bool = False
     dataset_options: dict = field(default_factory=dict)
     max_train_samples: Optional[int] = None
     n_views: int = 2
+    views: str = "augment"
+    corrupt_pairs: float = 0.0
     augmentation: str = "simclr"
     strength: float = 0.5
     blur: bool = False
@@ -111,7 +133,7 @@ class PretrainConfig:
         from .data import DATASETS
         from .losses import LOSSES, make_loss
 
-        check_choice("dataset", self.dataset, DATASETS)
+        self._validate_datasets(DATASETS)
         if self.root is not None and not isinstance(self.root, (str, os.PathLike)):
             fail("root", self.root, "None or a path", TypeError)
         if not isinstance(self.dataset_options, dict):
@@ -119,6 +141,8 @@ class PretrainConfig:
         if self.max_train_samples is not None:
             check_int("max_train_samples", self.max_train_samples, 2)
         check_int("n_views", self.n_views, 2)
+        check_choice("views", self.views, VIEWS)
+        check_real("corrupt_pairs", self.corrupt_pairs, lambda v: 0 <= v < 1, "a number in [0, 1)")
         check_choice("augmentation", self.augmentation, AUGMENTATIONS)
         recipe(self.augmentation, self.strength, self.blur)
         check_choice("arch", self.arch, ARCHS)
@@ -174,6 +198,26 @@ class PretrainConfig:
         if self.resume and self.out_dir is None:
             raise ValueError("resume=True needs out_dir (the directory holding the checkpoints), got out_dir=None")
 
+    def _validate_datasets(self, names: tuple[str, ...]) -> None:
+        """``dataset`` is a name of ``names`` or a map-style dataset; ``test_dataset`` None or one, and given
+        when a dataset object is evaluated; ``dataset_options`` only with a name."""
+        expected = "None or a map-style dataset (len and getitem) of (uint8 image (C, H, H), label[, domain])"
+        if isinstance(self.dataset, str):
+            check_choice("dataset", self.dataset, names)
+        elif not _is_map_style(self.dataset):
+            fail("dataset", self.dataset, f"a name of {', '.join(names)} or a map-style dataset (len and getitem) "
+                 "of (uint8 image (C, H, H), label[, domain])", TypeError)
+        if self.test_dataset is not None and not _is_map_style(self.test_dataset):
+            fail("test_dataset", self.test_dataset, expected, TypeError)
+        if isinstance(self.dataset, str):
+            return
+        if self.evaluate and self.test_dataset is None:
+            raise ValueError(f"test_dataset must be given with a dataset object when evaluate=True (the split to "
+                             f"evaluate on), got None; pass test_dataset=... or evaluate=False")
+        if self.dataset_options:
+            raise ValueError(f"dataset_options only apply to a dataset name, got {self.dataset_options!r} with a "
+                             f"dataset object")
+
     def peak_lr(self, world_size: int = 1) -> float:
         """The peak learning rate with ``world_size`` processes: ``lr·W`` (linear), ``lr·√W`` (sqrt) or
         ``lr`` (none)."""
@@ -186,8 +230,11 @@ class PretrainConfig:
         return "byol" if self.loss == "byol" else "gca"
 
     def to_dict(self) -> dict:
-        """JSON-ready dict of the fields (paths as str)."""
-        out = dataclasses.asdict(self)
+        """JSON-ready dict of the fields (paths as str, dataset objects as :func:`describe_dataset`)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for key in ("dataset", "test_dataset"):
+            if out[key] is not None:
+                out[key] = describe_dataset(out[key])
         for key in ("root", "out_dir"):
             if out[key] is not None:
                 out[key] = str(out[key])
@@ -199,3 +246,18 @@ class PretrainConfig:
         if unknown:
             raise ValueError(f"unknown PretrainConfig field(s) {unknown}")
         return cls(**values)
+
+
+def _is_map_style(dataset: Any) -> bool:
+    return not isinstance(dataset, (str, bytes)) and hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")
+
+
+def describe_dataset(dataset: Any) -> str:
+    """A name as is; an :class:`gcalib.data.ImageDataset` as its repr and content fingerprint (equal
+    strings for equal content); any other dataset object as its type and length."""
+    if isinstance(dataset, str):
+        return dataset
+    fingerprint = getattr(dataset, "fingerprint", None)
+    if callable(fingerprint):
+        return f"{dataset!r} sha1:{fingerprint()}"
+    return f"{type(dataset).__module__}.{type(dataset).__qualname__} of {len(dataset)} items"

@@ -34,6 +34,7 @@ The data root is the ``root`` argument, else ``$GCALIB_DATA``, else ``./data`` (
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import os
 from pathlib import Path
@@ -43,11 +44,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .validation import check_bool, check_choice, check_int, fail
+from .validation import check_bool, check_choice, check_int, check_real, fail
 
 __all__ = [
     "DATASETS", "DIGITS_DOMAINS", "CIFAR10C_CORRUPTIONS", "DatasetNotFoundError",
-    "DatasetCorruptError", "ImageDataset", "MultiViewDataset", "blocked_views", "data_root",
+    "DatasetCorruptError", "ImageDataset", "MultiViewDataset", "blocked_views", "data_root", "draw_view_sources",
     "load_dataset", "stratified_split",
 ]
 
@@ -143,13 +144,17 @@ class ImageDataset(Dataset):
 
     ``__getitem__(i) -> (image uint8 (C, H, W), label, domain)``, ``domain = -1`` without domains.
     ``mean``/``std`` are the per-channel normalisation constants on the [0, 1] scale.
+    ``renderings`` (optional, uint8 (N, K, C, H, W), K >= 2): K independent renderings of each sample
+    (same content, different nuisances), the sources of ``views="rendered"`` in pretraining; ``images``
+    stays the evaluation image of each sample.
     """
 
     def __init__(self, labels: torch.Tensor, *, classes: Sequence[str], mean: Sequence[float],
                  std: Sequence[float], images: Optional[torch.Tensor] = None,
                  files: Optional[Sequence[Path]] = None, image_size: Optional[int] = None,
                  domains: Optional[torch.Tensor] = None, domain_names: Optional[Sequence[str]] = None,
-                 name: str = "custom", split: str = "train") -> None:
+                 renderings: Optional[torch.Tensor] = None, name: str = "custom",
+                 split: str = "train") -> None:
         if (images is None) == (files is None):
             raise ValueError("ImageDataset needs exactly one of images= (in memory) or files= (lazy)")
         self.labels = torch.as_tensor(labels, dtype=torch.long)
@@ -179,7 +184,74 @@ class ImageDataset(Dataset):
         if len(mean) != self.num_channels or len(std) != self.num_channels:
             raise ValueError(f"mean and std need {self.num_channels} entries, got {mean!r}, {std!r}")
         self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
+        self.renderings = self._check_renderings(renderings)
         self.name, self.split = name, split
+
+    def _check_renderings(self, renderings: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        """``renderings`` if it is None or a uint8 tensor (N, K >= 2, C, H, W) matching the images."""
+        if renderings is None:
+            return None
+        shape = (len(self), "K >= 2", self.num_channels, self.image_size, self.image_size)
+        expected = f"a uint8 tensor (N, K, C, H, W) = ({', '.join(map(str, shape))})"
+        if not isinstance(renderings, torch.Tensor):
+            fail("renderings", renderings, expected, TypeError)
+        got = f"{renderings.dtype} of shape {tuple(renderings.shape)}"
+        if renderings.dtype != torch.uint8:
+            raise TypeError(f"renderings must be {expected}, got {got}")
+        if (renderings.ndim != 5 or renderings.shape[0] != len(self) or renderings.shape[1] < 2
+                or tuple(renderings.shape[2:]) != (self.num_channels, self.image_size, self.image_size)):
+            raise ValueError(f"renderings must be {expected}, got {got}")
+        return renderings
+
+    @classmethod
+    def from_dataset(cls, dataset: Dataset, *, split: str = "train",
+                     like: Optional["ImageDataset"] = None) -> "ImageDataset":
+        """``dataset`` as an in-memory ImageDataset (an ImageDataset is returned unchanged).
+
+        ``dataset`` is any map-style dataset (``len`` and ``getitem``) whose items are
+        ``(uint8 image (C, H, H), label[, domain])``, read once into memory. Optional attributes are used
+        when present: ``classes`` (else ``"0"``.. up to the largest label), ``domain_names`` (else the
+        domain ids as str), ``mean``/``std`` (else ``like``'s, else the per-channel statistics of its
+        images), ``name``. Items without a domain, or with domain -1, have none. With ``like`` (e.g. the
+        train split of a test split) the images must have ``like``'s shape.
+        """
+        if isinstance(dataset, ImageDataset):
+            _check_like(dataset.num_channels, dataset.image_size, like)
+            return dataset
+        if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+            fail("dataset", dataset, "a map-style dataset (len and getitem) of (uint8 image (C, H, H), "
+                 "label[, domain])", TypeError)
+        if len(dataset) == 0:
+            raise ValueError(f"dataset must hold at least one item, got an empty {type(dataset).__name__}")
+        items = [_dataset_item(dataset, i) for i in range(len(dataset))]
+        shapes = sorted({tuple(image.shape) for image, _, _ in items})
+        if len(shapes) > 1:
+            raise ValueError(f"dataset images must all have one shape (C, H, H), got shapes {shapes[:4]}")
+        _check_like(shapes[0][0], shapes[0][1], like)
+        images = torch.stack([image for image, _, _ in items])
+        labels = torch.tensor([label for _, label, _ in items])
+        domains = torch.tensor([domain for _, _, domain in items])
+        if getattr(dataset, "mean", None) is not None and getattr(dataset, "std", None) is not None:
+            mean, std = dataset.mean, dataset.std
+        else:
+            mean, std = _channel_stats(images) if like is None else (like.mean, like.std)
+        classes = getattr(dataset, "classes", None) or [str(k) for k in range(int(labels.max()) + 1)]
+        has_domains = bool((domains >= 0).any())
+        domain_names = getattr(dataset, "domain_names", None) or [str(d) for d in range(int(domains.max()) + 1)]
+        return cls(labels, images=images, classes=classes, mean=mean, std=std,
+                   domains=domains if has_domains else None, domain_names=domain_names if has_domains else None,
+                   name=str(getattr(dataset, "name", type(dataset).__name__)), split=split)
+
+    def fingerprint(self) -> str:
+        """SHA-1 (first 16 hex digits) of the labels, domains, images (or file paths) and renderings:
+        equal for datasets with the same content."""
+        digest = hashlib.sha1()
+        parts = [self.labels, self.domains, self.images, self.renderings]
+        for part in parts:
+            digest.update(b"-" if part is None else part.detach().cpu().contiguous().numpy().tobytes())
+        if self.files is not None:
+            digest.update("\n".join(map(str, self.files)).encode())
+        return digest.hexdigest()[:16]
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -195,28 +267,108 @@ class ImageDataset(Dataset):
     def __repr__(self) -> str:
         where = "in memory" if self.images is not None else "lazy from disk"
         domains = "" if self.domain_names is None else f", domains={self.domain_names}"
+        renderings = "" if self.renderings is None else f", renderings={self.renderings.shape[1]} per sample"
         return (f"ImageDataset({self.name!r}, split={self.split!r}, n={len(self)}, "
                 f"{self.num_channels}x{self.image_size}x{self.image_size}, "
-                f"classes={len(self.classes)}{domains}, {where})")
+                f"classes={len(self.classes)}{domains}{renderings}, {where})")
+
+
+def _check_like(channels: int, size: int, like: Optional[ImageDataset]) -> None:
+    """Images of ``channels`` x ``size`` x ``size`` must have the shape of ``like``'s (when given)."""
+    if like is not None and (channels, size) != (like.num_channels, like.image_size):
+        raise ValueError(f"dataset images must have the shape ({like.num_channels}, {like.image_size}, "
+                         f"{like.image_size}) of the {like.name!r} {like.split} split, got ({channels}, {size}, {size})")
+
+
+def _dataset_item(dataset: Dataset, index: int) -> tuple[torch.Tensor, int, int]:
+    """Item ``index`` of a user dataset as (uint8 image (C, H, H), label, domain), domain -1 when absent."""
+    item = dataset[index]
+    if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
+        fail(f"dataset[{index}]", item, "a tuple (image, label) or (image, label, domain)", TypeError)
+    image = torch.as_tensor(item[0])
+    if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[1] != image.shape[2]:
+        raise ValueError(f"dataset[{index}][0] (the image) must be a uint8 tensor (C, H, H), got "
+                         f"{image.dtype} of shape {tuple(image.shape)}")
+    label = check_int(f"dataset[{index}][1] (the label)", _as_int(item[1]), 0)
+    domain = -1 if len(item) == 2 else check_int(f"dataset[{index}][2] (the domain)", _as_int(item[2]), -1)
+    return image, label, domain
+
+
+def _as_int(value):
+    """``value`` as a Python int when it is an integer scalar (numpy, 0-d tensor), else unchanged."""
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        return value
+    try:
+        return int(value.__index__())
+    except TypeError:
+        return value
 
 
 class MultiViewDataset(Dataset):
-    """``__getitem__(i) -> (views float (V, C, H, W), label, domain)``: V independent draws of
-    ``transform`` applied to item i of ``base``."""
+    """``__getitem__(i) -> (views float (V, C, H, W), label, domain)``: ``transform`` applied
+    independently to the V source images of item i of ``base``, drawn by :func:`draw_view_sources`.
+
+    Sources: without ``renderings``, item i's image for every view; with ``renderings`` (uint8
+    (len(base), K, C, H, W), K >= V), V distinct renderings of sample i chosen at random. With
+    ``corrupt_pairs`` = P, views 2..V of each item come, with probability P, from one other sample
+    drawn uniformly among the rest of ``base`` (its image, or its renderings). Random numbers come
+    from torch's global RNG (a DataLoader worker's seeded one in workers).
+    """
 
     def __init__(self, base: Dataset, transform: Callable[[torch.Tensor], torch.Tensor],
-                 n_views: int = 2) -> None:
+                 n_views: int = 2, *, renderings: Optional[torch.Tensor] = None,
+                 corrupt_pairs: float = 0.0) -> None:
         if not callable(transform):
             raise TypeError(f"transform must be callable, got {type(transform).__name__}")
         check_int("n_views", n_views, 1)
+        check_real("corrupt_pairs", corrupt_pairs, lambda v: 0 <= v < 1, "a number in [0, 1)")
+        if renderings is not None and (renderings.ndim != 5 or len(renderings) != len(base)
+                                       or renderings.shape[1] < n_views):
+            raise ValueError(f"renderings must have shape (len(base) = {len(base)}, K >= n_views = {n_views}, "
+                             f"C, H, W), got {tuple(renderings.shape)}")
         self.base, self.transform, self.n_views = base, transform, n_views
+        self.renderings, self.corrupt_pairs = renderings, corrupt_pairs
 
     def __len__(self) -> int:
         return len(self.base)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
         image, label, domain = self.base[index]
-        return torch.stack([self.transform(image) for _ in range(self.n_views)]), label, domain
+        n_renderings = None if self.renderings is None else self.renderings.shape[1]
+        samples, renderings = draw_view_sources(torch.tensor([index]), len(self.base), self.n_views,
+                                                n_renderings=n_renderings, corrupt_pairs=self.corrupt_pairs)
+        sources = []
+        for v, sample in enumerate(samples[:, 0].tolist()):
+            if renderings is not None:
+                sources.append(self.renderings[sample, int(renderings[v, 0])])
+            else:
+                sources.append(image if sample == index else self.base[sample][0])
+        return torch.stack([self.transform(source) for source in sources]), label, domain
+
+
+def draw_view_sources(index: torch.Tensor, n_samples: int, n_views: int, *, n_renderings: Optional[int] = None,
+                      corrupt_pairs: float = 0.0, generator: Optional[torch.Generator] = None,
+                      ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """The source of every view of a batch of samples ``index`` (B,) out of ``n_samples``.
+
+    Returns ``(samples, renderings)``, both (V, B) in the blocked layout: ``samples[v, b]`` is the sample
+    whose image (or rendering) view v of sample b shows: ``index[b]``, except that with probability
+    ``corrupt_pairs`` (independently per sample) views 2..V show one other sample, uniform among the other
+    ``n_samples - 1``. ``renderings[v, b]`` (when ``n_renderings`` K is given) is its rendering: V distinct
+    ids per sample, uniform among the K. Draws, in this order and only when used: the corruption coins,
+    the partners, the renderings, from ``generator`` (on ``index``'s device) or the global RNG.
+    """
+    batch, device = len(index), index.device
+    samples = index.expand(n_views, batch).clone()
+    if corrupt_pairs > 0:
+        corrupt = torch.rand(batch, generator=generator, device=device) < corrupt_pairs
+        partners = (index + torch.randint(1, n_samples, (batch,), generator=generator, device=device)) % n_samples
+        samples[1:] = torch.where(corrupt, partners, index)
+    renderings = None
+    if n_renderings is not None:
+        order = torch.rand(batch, n_renderings, generator=generator, device=device).argsort(dim=1)
+        renderings = order[:, :n_views].T.contiguous()
+    return samples, renderings
 
 
 def blocked_views(views: torch.Tensor) -> torch.Tensor:

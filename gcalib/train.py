@@ -40,14 +40,14 @@ from torch import nn
 from . import checkpoint as ckpt
 from . import distributed, plans
 from .byol import BYOL
-from .data import MultiViewDataset, blocked_views
+from .data import ImageDataset, MultiViewDataset, blocked_views, draw_view_sources
 from .evaluate import iterate_loader, limit_threads
 from .config import RESUME_FREE_FIELDS, PretrainConfig
 from .models import Projector, make_encoder
 
 __all__ = [
     "PretrainConfig", "PreparedRun", "PretrainResult", "NonFiniteLossError", "ContrastiveModel", "WarmupCosine",
-    "pretrain", "prepare", "resolve_device", "resolve_precision", "write_json",
+    "pretrain", "prepare", "load_test_set", "resolve_device", "resolve_precision", "write_json",
 ]
 
 
@@ -185,8 +185,9 @@ def _check_out_dir(out_dir: Union[str, os.PathLike]) -> Path:
 
 @dataclass
 class PreparedRun:
-    """Everything :func:`prepare` checked and built, ready for :func:`pretrain`; ``resume_state`` is
-    the checkpoint to continue from (``None``: start afresh)."""
+    """Everything :func:`prepare` checked and built, ready for :func:`pretrain`; ``config`` holds dataset
+    objects as :class:`gcalib.data.ImageDataset`; ``resume_state`` is the checkpoint to continue from
+    (``None``: start afresh)."""
 
     config: PretrainConfig
     device: torch.device
@@ -208,11 +209,11 @@ def prepare(config: PretrainConfig) -> PreparedRun:
     usage problem, so that callers can tell them apart from failures during training.
     """
     from .augment import make_view_transform
-    from .data import load_dataset
 
     if not isinstance(config, PretrainConfig):
         raise TypeError(f"config must be a PretrainConfig, got {type(config).__name__}")
     config.validate()
+    config, train_set = _with_dataset_objects(config)
     device = resolve_device(config.device)
     distributed.init_from_env(device.type)
     world = distributed.world_size()
@@ -220,19 +221,20 @@ def prepare(config: PretrainConfig) -> PreparedRun:
         raise ValueError(f"sync_bn=True needs CUDA devices (torch's SyncBatchNorm runs on GPUs only), got device "
                          f"{str(device)!r}; drop sync_bn on CPU, where each process normalises its own batch")
     amp_dtype = resolve_precision(config.precision, device)
-    train_set = load_dataset(config.dataset, "train", root=config.root, download=config.download,
-                             **config.dataset_options)
+    label = _dataset_label(config)
     pretrain_set = train_set
     if config.max_train_samples is not None and config.max_train_samples < len(train_set):
         pretrain_set = torch.utils.data.Subset(train_set, range(config.max_train_samples))
     if config.batch_size * world > len(pretrain_set):
         per_process = f" per process x {world} processes" if world > 1 else ""
         raise ValueError(f"batch_size={config.batch_size}{per_process} is larger than the {len(pretrain_set)} samples "
-                         f"available for pretraining ({config.dataset} train split); use batch_size <= "
+                         f"available for pretraining ({label} train split); use batch_size <= "
                          f"{len(pretrain_set) // world}")
     if config.target == "domain" and getattr(train_set, "domains", None) is None:
-        raise ValueError(f"target='domain' needs a dataset with domain labels; {config.dataset!r} has none "
+        raise ValueError(f"target='domain' needs a dataset with domain labels; {label!r} has none "
                          f"(try digits_domains or domainfolder)")
+    if config.views == "rendered":
+        _check_renderings(train_set, config.n_views, label)
     transform = make_view_transform(config.augmentation, train_set.image_size, train_set.mean, train_set.std,
                                     strength=config.strength, blur=config.blur)
     out_dir = None if config.out_dir is None else _check_out_dir(config.out_dir)
@@ -255,6 +257,52 @@ def prepare(config: PretrainConfig) -> PreparedRun:
                                  f"process(es), this run has {world}; resume with the same number of processes "
                                  f"(torchrun --nproc_per_node) or choose a new out_dir.")
     return run
+
+
+def _with_dataset_objects(config: PretrainConfig) -> tuple[PretrainConfig, ImageDataset]:
+    """The train split, and ``config`` with its dataset objects as ImageDatasets (the test split must have
+    the train split's image shape, and takes its mean/std when it has none)."""
+    from .data import load_dataset
+
+    if isinstance(config.dataset, str):
+        train_set = load_dataset(config.dataset, "train", root=config.root, download=config.download,
+                                 **config.dataset_options)
+    else:
+        train_set = ImageDataset.from_dataset(config.dataset, split="train")
+    if isinstance(config.dataset, str) and config.test_dataset is None:
+        return config, train_set
+    test_set = None if config.test_dataset is None else ImageDataset.from_dataset(config.test_dataset, split="test",
+                                                                                  like=train_set)
+    dataset = config.dataset if isinstance(config.dataset, str) else train_set
+    return dataclasses.replace(config, dataset=dataset, test_dataset=test_set), train_set
+
+
+def _dataset_label(config: PretrainConfig) -> str:
+    """The dataset's name in messages: the config's name, or the dataset object's ``name``."""
+    return config.dataset if isinstance(config.dataset, str) else str(getattr(config.dataset, "name", "dataset"))
+
+
+def _check_renderings(train_set: Any, n_views: int, label: str) -> None:
+    """``views="rendered"`` needs ``train_set.renderings`` with at least ``n_views`` renderings per sample."""
+    renderings = getattr(train_set, "renderings", None)
+    if renderings is None:
+        raise ValueError(f"views='rendered' needs a dataset with renderings (K renderings of each sample, "
+                         f"ImageDataset(renderings=...)); {label!r} has none. Use views='augment' or a dataset "
+                         f"that ships renderings")
+    if renderings.shape[1] < n_views:
+        raise ValueError(f"views='rendered' draws n_views={n_views} distinct renderings per sample, but {label!r} "
+                         f"has {renderings.shape[1]}; use n_views <= {renderings.shape[1]} or views='augment'")
+
+
+def load_test_set(config: PretrainConfig) -> ImageDataset:
+    """The evaluation split of ``config``: its ``test_dataset`` as an ImageDataset (in the config of a
+    :func:`prepare` result it already is one, with the train split's mean/std when it had none), else the
+    test split of the named dataset."""
+    from .data import load_dataset
+
+    if config.test_dataset is not None:
+        return ImageDataset.from_dataset(config.test_dataset, split="test")
+    return load_dataset(config.dataset, "test", root=config.root, **config.dataset_options)
 
 
 def _build_model(config: PretrainConfig, in_channels: int) -> nn.Module:
@@ -326,11 +374,14 @@ class _Trainer:
                                         strength=config.strength, blur=config.blur).to(self.device)
             self.augment_generator = torch.Generator(device=self.device).manual_seed(stream_seed)
             self.images = base.images[:n].to(self.device)
+            self.renderings = base.renderings[:n].to(self.device) if config.views == "rendered" else None
             self.labels = base.labels[:n]
             self.domains = base.domains[:n] if base.domains is not None else torch.full((n,), -1, dtype=torch.long)
             dataset, loader_options = range(n), {}
         else:
-            dataset = MultiViewDataset(setup.pretrain_set, setup.view_transform, config.n_views)
+            renderings = base.renderings[:n] if config.views == "rendered" else None
+            dataset = MultiViewDataset(setup.pretrain_set, setup.view_transform, config.n_views, renderings=renderings,
+                                       corrupt_pairs=config.corrupt_pairs)
             loader_options = {"num_workers": config.workers, "pin_memory": self.device.type == "cuda"}
         self.sampler = None
         if self.world > 1:
@@ -416,9 +467,19 @@ class _Trainer:
                 yield blocked_views(views).to(self.device, non_blocking=True), labels, domains
             else:
                 with limit_threads(1 if self.device.type == "cpu" else None):
-                    views = self.augment.multi_view(self.images[batch.to(self.device)], self.config.n_views,
-                                                    self.augment_generator)
+                    views = self.augment(self.view_sources(batch.to(self.device)), self.augment_generator)
                 yield views, self.labels[batch], self.domains[batch]
+
+    def view_sources(self, index: torch.Tensor) -> torch.Tensor:
+        """The uint8 source image of every view of the in-memory samples ``index`` (B,), blocked (V·B, C, H, W):
+        :func:`gcalib.data.draw_view_sources` with the augmentation generator."""
+        config = self.config
+        n_renderings = None if self.renderings is None else self.renderings.shape[1]
+        samples, renderings = draw_view_sources(index, len(self.images), config.n_views, n_renderings=n_renderings,
+                                                corrupt_pairs=config.corrupt_pairs, generator=self.augment_generator)
+        if renderings is None:
+            return self.images[samples.flatten()]
+        return self.renderings[samples.flatten(), renderings.flatten()]
 
     def train_step(self, images: torch.Tensor, labels: torch.Tensor, domains: torch.Tensor, step_in_epoch: int):
         """One optimizer step on V·B blocked views; returns (loss, grad norm), or ``None`` when a non-finite
@@ -538,10 +599,9 @@ def pretrain(config: Union[PretrainConfig, PreparedRun]) -> PretrainResult:
     if trainer.rank != 0:
         return PretrainResult(model.encoder, model.projector, model, trainer.history, metrics, config, setup.out_dir)
     if config.evaluate:
-        from .data import load_dataset
         from .evaluate import evaluate_encoder
 
-        test_set = load_dataset(config.dataset, "test", root=config.root, **config.dataset_options)
+        test_set = load_test_set(config)
         metrics.update(evaluate_encoder(model.encoder, setup.train_set, test_set, view_transform=setup.view_transform,
                                         device=setup.device, seed=config.seed, workers=config.workers))
     if setup.out_dir is not None:

@@ -169,3 +169,28 @@ def write_domainfolder(root: Path, dataset: str = "PACS", domains: Sequence[str]
                 _write_png(path, colour, int(rng.integers(20, 40)), int(rng.integers(20, 40)))
                 rows.append((path, k, d, colour))
     return {"rows": rows, "domains": sorted(domains), "classes": sorted(classes)}
+
+
+def tagged_dataset(n: int = 40, k: int = 3, size: int = 8, n_classes: int = 4):
+    """An in-memory ImageDataset whose images say where they come from: channel 0 of image i and of its
+    renderings is i, channel 1 is 255 for the evaluation image and r for rendering r (n <= 255, k < 255).
+    Labels are ``i % n_classes``; mean 0 and std 1, so that a ``none`` view is the image / 255."""
+    import torch
+
+    from gcalib.data import ImageDataset
+
+    index = torch.arange(n, dtype=torch.uint8).view(n, 1, 1)
+    images = torch.zeros(n, 3, size, size, dtype=torch.uint8)
+    images[:, 0], images[:, 1] = index, 255
+    renderings = torch.zeros(n, k, 3, size, size, dtype=torch.uint8)
+    renderings[:, :, 0] = index.unsqueeze(1)
+    renderings[:, :, 1] = torch.arange(k, dtype=torch.uint8).view(1, k, 1, 1)
+    return ImageDataset(torch.arange(n) % n_classes, images=images, renderings=renderings,
+                        classes=[str(c) for c in range(n_classes)], mean=(0.0,) * 3, std=(1.0,) * 3, name="tagged")
+
+
+def tags(views):
+    """(sample, rendering) tags of float views (M, 3, H, W) of :func:`tagged_dataset` made by a ``none``
+    augmentation: two LongTensors (M,); rendering 255 marks an evaluation image."""
+    pixels = (views[:, :2, 0, 0] * 255).round().long()
+    return pixels[:, 0], pixels[:, 1]

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 import fixtures
 from gcalib.data import (
     DATASETS, DIGITS_DOMAINS, DatasetCorruptError, DatasetNotFoundError, ImageDataset,
-    MultiViewDataset, blocked_views, data_root, load_dataset, stratified_split,
+    MultiViewDataset, blocked_views, data_root, draw_view_sources, load_dataset, stratified_split,
 )
 
 
@@ -400,3 +400,103 @@ def test_image_dataset_validation():
     ds = ImageDataset(torch.tensor([0, 1]), images=torch.zeros(2, 1, 4, 4, dtype=torch.uint8),
                       classes=["a", "b"], mean=(0.5,), std=(0.5,))
     assert ds.num_channels == 1 and ds.image_size == 4 and ds[1][1:] == (1, -1)
+
+
+# ---- renderings, user datasets, view sources --------------------------------------------------------
+
+def test_renderings_are_validated_and_shown():
+    ds = fixtures.tagged_dataset(n=6, k=3)
+    assert ds.renderings.shape == (6, 3, 3, 8, 8) and "renderings=3 per sample" in repr(ds)
+    args = dict(images=ds.images, classes=ds.classes, mean=ds.mean, std=ds.std)
+    with pytest.raises(TypeError, match=r"renderings must be a uint8 tensor \(N, K, C, H, W\) = \(6, K >= 2, 3, 8, 8\), "
+                                        r"got torch.float32"):
+        ImageDataset(ds.labels, renderings=ds.renderings.float(), **args)
+    for bad in (ds.renderings[:, :1], ds.renderings[:5], ds.renderings[..., :4], ds.renderings[:, 0]):
+        with pytest.raises(ValueError) as error:
+            ImageDataset(ds.labels, renderings=bad, **args)
+        assert str(error.value).endswith(f"(6, K >= 2, 3, 8, 8), got torch.uint8 of shape {tuple(bad.shape)}")
+    with pytest.raises(TypeError, match=r"renderings must be .* got \[1, 2\] \(list\)"):
+        ImageDataset(ds.labels, renderings=[1, 2], **args)
+
+
+def test_from_dataset_reads_user_items_into_memory():
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (10, 3, 6, 6), dtype=torch.uint8)
+    items = [(images[i], np.int64(i % 3)) for i in range(10)]
+    ds = ImageDataset.from_dataset(items, split="test")
+    assert torch.equal(ds.images, images) and ds.labels.tolist() == [i % 3 for i in range(10)]
+    assert ds.classes == ["0", "1", "2"] and ds.domains is None and ds.split == "test" and ds.name == "list"
+    x = images.double().div(255).transpose(0, 1).reshape(3, -1)
+    assert ds.mean == pytest.approx(x.mean(1).tolist()) and ds.std == pytest.approx(x.std(1).tolist())
+    with_domains = ImageDataset.from_dataset([(images[i], i % 3, i % 2) for i in range(10)], like=ds)
+    assert with_domains.domains.tolist() == [i % 2 for i in range(10)] and with_domains.domain_names == ["0", "1"]
+    assert with_domains.mean == ds.mean and with_domains.std == ds.std
+    assert ImageDataset.from_dataset(ds) is ds
+    with pytest.raises(ValueError, match=r"images must have the shape \(3, 8, 8\) of the 'tagged' train split, got "
+                                         r"\(3, 6, 6\)"):
+        ImageDataset.from_dataset(ds, like=fixtures.tagged_dataset())
+
+
+@pytest.mark.parametrize("items, error, message", [
+    ([], ValueError, "dataset must hold at least one item, got an empty list"),
+    ([torch.zeros(3, 4, 4, dtype=torch.uint8)], TypeError, r"dataset\[0\] must be a tuple \(image, label\)"),
+    ([(torch.zeros(3, 4, 4), 0)], ValueError, r"dataset\[0\]\[0\] \(the image\) must be a uint8 tensor \(C, H, H\), got "
+                                            r"torch.float32 of shape \(3, 4, 4\)"),
+    ([(torch.zeros(3, 4, 4, dtype=torch.uint8), -1)], ValueError, r"dataset\[0\]\[1\] \(the label\) must be an int >= 0"),
+    ([(torch.zeros(3, 4, 4, dtype=torch.uint8), 0), (torch.zeros(3, 5, 5, dtype=torch.uint8), 1)], ValueError,
+     r"one shape \(C, H, H\), got shapes \[\(3, 4, 4\), \(3, 5, 5\)\]"),
+    (5, TypeError, "dataset must be a map-style dataset"),
+])
+def test_from_dataset_rejects_bad_items(items, error, message):
+    with pytest.raises(error, match=message):
+        ImageDataset.from_dataset(items)
+
+
+def test_fingerprint_follows_the_content():
+    a, b = fixtures.tagged_dataset(n=6), fixtures.tagged_dataset(n=6)
+    assert a.fingerprint() == b.fingerprint() and len(a.fingerprint()) == 16
+    b.renderings[2, 1, 0, 0, 0] += 1
+    assert a.fingerprint() != b.fingerprint()
+    assert a.fingerprint() != fixtures.tagged_dataset(n=7).fingerprint()
+
+
+def test_view_sources_render_distinct_renderings_and_corrupt_the_stated_fraction():
+    n, k, batch, p = 50, 4, 2000, 0.3
+    generator = torch.Generator().manual_seed(0)
+    index = torch.randint(0, n, (batch,), generator=generator)
+    samples, renderings = draw_view_sources(index, n, 3, n_renderings=k, corrupt_pairs=p, generator=generator)
+    assert samples.shape == renderings.shape == (3, batch)
+    assert torch.equal(samples[0], index) and torch.equal(samples[1], samples[2])
+    corrupt = samples[1] != index
+    tolerance = 4 * (p * (1 - p) / batch) ** 0.5
+    assert abs(corrupt.float().mean().item() - p) < tolerance
+    assert set(samples[1][corrupt].tolist()) == set(range(n))  # partners range over every sample
+    assert ((renderings >= 0) & (renderings < k)).all()
+    assert (renderings[0] != renderings[1]).all() and (renderings[1] != renderings[2]).all()
+    assert (renderings[0] != renderings[2]).all()
+    assert torch.bincount(renderings[1], minlength=k).min() > batch / k * 0.8
+    state = generator.get_state()
+    samples, renderings = draw_view_sources(index, n, 2, generator=generator)
+    assert torch.equal(samples, index.expand(2, batch)) and renderings is None
+    assert torch.equal(generator.get_state(), state)  # nothing drawn without renderings and corruption
+
+
+@pytest.mark.parametrize("corrupt_pairs", [0.0, 0.5])
+def test_multiview_rendered_views_of_one_sample(corrupt_pairs):
+    base = fixtures.tagged_dataset(n=30, k=3)
+    views = MultiViewDataset(base, lambda x: x.float() / 255, n_views=2, renderings=base.renderings,
+                             corrupt_pairs=corrupt_pairs)
+    torch.manual_seed(0)
+    corrupt = 0
+    for i in range(len(base)):
+        stack, label, _ = views[i]
+        sample, rendering = fixtures.tags(stack)
+        assert sample[0] == i and label == i % 4 and rendering.tolist() != [255, 255]
+        if sample[1] == i:
+            assert rendering[0] != rendering[1]
+        corrupt += int(sample[1] != i)
+    assert (corrupt > 0) == (corrupt_pairs > 0)
+    with pytest.raises(ValueError, match=r"renderings must have shape \(len\(base\) = 30, K >= n_views = 4"):
+        MultiViewDataset(base, lambda x: x.float(), n_views=4, renderings=base.renderings)
+    with pytest.raises(ValueError, match=r"corrupt_pairs must be a number in \[0, 1\), got 1.0"):
+        MultiViewDataset(base, lambda x: x.float(), corrupt_pairs=1.0)

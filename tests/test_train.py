@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
+import fixtures
 from gcalib import checkpoint as ckpt
 from gcalib.byol import BYOL, byol_loss, target_momentum
 from gcalib.models import Projector, make_encoder
-from gcalib.train import (ContrastiveModel, NonFiniteLossError, PretrainConfig, WarmupCosine, prepare, pretrain,
-                          resolve_precision)
+from gcalib.train import (ContrastiveModel, NonFiniteLossError, PretrainConfig, WarmupCosine, _Trainer, prepare,
+                          pretrain, resolve_precision)
 
 TINY = dict(max_train_samples=96, batch_size=32, workers=0, evaluate=False, progress=False, projector_hidden_dim=64)
 
@@ -400,3 +401,124 @@ def test_resume_from_a_checkpoint_of_an_earlier_version(tmp_path):
     resumed = pretrain(tiny(epochs=2, out_dir=str(tmp_path / "old"), resume=True))
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in reference.history]
     assert_same_weights(weights(resumed.model), weights(reference.model))
+
+
+# ---- rendered views, broken positives, dataset objects ---------------------------------------------------
+
+def trainer_tags(epochs: int, **overrides):
+    """(sample, rendering) tags (V, M) of every view of ``epochs`` epochs of a trainer on
+    :func:`fixtures.tagged_dataset` with the deterministic ``none`` views, and the batches' labels (M,)."""
+    dataset = overrides.pop("dataset", None) or fixtures.tagged_dataset(n=200, k=3)
+    config = PretrainConfig(dataset=dataset, augmentation="none", batch_size=50, workers=0, evaluate=False,
+                            progress=False, **overrides)
+    trainer = _Trainer(prepare(config))
+    samples, renderings, labels = [], [], []
+    for _ in range(epochs):
+        for views, batch_labels, _ in trainer.batches():
+            sample, rendering = fixtures.tags(views)
+            samples.append(sample.view(config.n_views, -1))
+            renderings.append(rendering.view(config.n_views, -1))
+            labels.append(batch_labels)
+    return torch.cat(samples, 1), torch.cat(renderings, 1), torch.cat(labels)
+
+
+@pytest.mark.parametrize("batch_augment", [True, False])
+def test_rendered_views_are_distinct_renderings_of_the_sample(batch_augment):
+    samples, renderings, labels = trainer_tags(2, views="rendered", n_views=3, batch_augment=batch_augment)
+    assert samples.shape == (3, 400) and sorted(samples[0].tolist()) == sorted(list(range(200)) * 2)
+    assert (samples == samples[0]).all() and torch.equal(labels, samples[0] % 4)
+    assert (renderings[0] != renderings[1]).all() and (renderings[1] != renderings[2]).all()
+    assert (renderings[0] != renderings[2]).all()
+    for view in renderings:  # every rendering is drawn at every view position, never the evaluation image
+        assert set(view.tolist()) == {0, 1, 2}
+
+
+@pytest.mark.parametrize("batch_augment, views", [(True, "augment"), (False, "augment"), (True, "rendered"),
+                                                  (False, "rendered")])
+def test_corrupt_pairs_breaks_the_stated_fraction_of_positives(batch_augment, views):
+    p = 0.3
+    samples, renderings, labels = trainer_tags(5, views=views, corrupt_pairs=p, batch_augment=batch_augment)
+    assert torch.equal(labels, samples[0] % 4)  # labels (and targets) stay those of the first view
+    corrupt = samples[1] != samples[0]
+    m = corrupt.numel()
+    assert abs(corrupt.float().mean().item() - p) < 4 * (p * (1 - p) / m) ** 0.5  # binomial, 4 sigma
+    assert len(set(samples[1][corrupt].tolist())) > 100  # partners spread over the other samples
+    assert set(renderings[0].tolist()) == ({255} if views == "augment" else {0, 1, 2})
+    assert set(renderings[1].tolist()) == ({255} if views == "augment" else {0, 1, 2})
+
+
+def test_rendered_views_need_renderings_and_enough_of_them():
+    with pytest.raises(ValueError, match="views='rendered' needs a dataset with renderings .* 'digits' has none"):
+        prepare(tiny(views="rendered"))
+    with pytest.raises(ValueError, match=r"n_views=4 distinct renderings per sample, but 'tagged' has 3; use "
+                                         r"n_views <= 3"):
+        prepare(PretrainConfig(dataset=fixtures.tagged_dataset(), views="rendered", n_views=4, evaluate=False,
+                               batch_size=8))
+
+
+@pytest.mark.parametrize("batch_augment", [True, False])
+def test_resume_with_rendered_views_and_broken_pairs_is_bit_exact(tmp_path, monkeypatch, batch_augment):
+    torch.manual_seed(0)
+    data = fixtures.tagged_dataset(n=32, k=3)
+    data.renderings.random_(0, 256)
+    config = dict(dataset=data, views="rendered", corrupt_pairs=0.4, epochs=2, deterministic=True,
+                  checkpoint_every=1, batch_augment=batch_augment, batch_size=8, evaluate=False, workers=0,
+                  progress=False, projector_hidden_dim=32)
+    reference = pretrain(PretrainConfig(**config, out_dir=str(tmp_path / "reference")))
+    real_save = ckpt.save_checkpoint
+
+    def save_then_crash(state, directory, keep=2):
+        path = real_save(state, directory, keep)
+        if state["epoch"] == 1:
+            raise StopAfterFirstCheckpoint
+        return path
+
+    monkeypatch.setattr(ckpt, "save_checkpoint", save_then_crash)
+    with pytest.raises(StopAfterFirstCheckpoint):
+        pretrain(PretrainConfig(**config, out_dir=str(tmp_path / "run")))
+    monkeypatch.setattr(ckpt, "save_checkpoint", real_save)
+    resumed = pretrain(PretrainConfig(**config, out_dir=str(tmp_path / "run"), resume=True))
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in reference.history]
+    assert_same_weights(weights(resumed.model), weights(reference.model))
+    state, _ = ckpt.load_latest(tmp_path / "run")
+    assert state["config"]["views"] == "rendered" and state["config"]["corrupt_pairs"] == 0.4
+    assert state["config"]["dataset"] == f"{data!r} sha1:{data.fingerprint()}"
+    other = fixtures.tagged_dataset(n=32, k=3)
+    with pytest.raises(ValueError, match=r"cannot resume .* differs in 1 field\(s\): dataset: \"ImageDataset\('tagged'"):
+        prepare(PretrainConfig(**{**config, "dataset": other}, out_dir=str(tmp_path / "run"), resume=True))
+
+
+def test_pretrain_and_evaluate_a_dataset_object(tmp_path):
+    torch.manual_seed(0)
+    images, labels = torch.randint(0, 256, (48, 3, 16, 16), dtype=torch.uint8), torch.arange(48) % 3
+    train = [(images[i], labels[i], i % 2) for i in range(32)]
+    test = [(images[i], labels[i], i % 2) for i in range(32, 48)]
+    config = PretrainConfig(dataset=train, test_dataset=test, epochs=1, batch_size=16, workers=0, progress=False,
+                            projector_hidden_dim=32, out_dir=str(tmp_path))
+    result = pretrain(config)
+    assert len(result.history) == 1 and math.isfinite(result.history[0]["loss"])
+    assert 0 <= result.metrics["linear_acc"] <= 1 and 0 <= result.metrics["domain_acc"] <= 1
+    run_config = result.config  # the dataset objects, read into ImageDatasets
+    assert torch.equal(run_config.dataset.images, images[:32]) and torch.equal(run_config.test_dataset.images, images[32:])
+    assert run_config.test_dataset.mean == run_config.dataset.mean  # the test split takes the train statistics
+    saved = json.loads((tmp_path / "metrics.json").read_text())["config"]
+    assert saved["dataset"].startswith("ImageDataset('list', split='train', n=32, 3x16x16, classes=3, domains=['0', '1']")
+    assert saved["test_dataset"].startswith("ImageDataset('list', split='test', n=16")
+    assert config.to_dict()["dataset"] == "builtins.list of 32 items"
+
+
+def test_dataset_objects_are_checked_before_training():
+    train = [(torch.zeros(3, 8, 8, dtype=torch.uint8), i % 2) for i in range(16)]
+    with pytest.raises(ValueError, match="test_dataset must be given with a dataset object when evaluate=True"):
+        PretrainConfig(dataset=train)
+    with pytest.raises(ValueError, match="dataset_options only apply to a dataset name"):
+        PretrainConfig(dataset=train, evaluate=False, dataset_options={"holdout_domain": "x"})
+    with pytest.raises(TypeError, match=r"test_dataset must be None or a map-style dataset .* got 3 \(int\)"):
+        PretrainConfig(dataset=train, test_dataset=3)
+    small = [(torch.zeros(1, 4, 4, dtype=torch.uint8), 0)]
+    with pytest.raises(ValueError, match=r"dataset images must have the shape \(3, 8, 8\) of the 'list' train "
+                                         r"split, got \(1, 4, 4\)"):
+        prepare(PretrainConfig(dataset=train, test_dataset=small, batch_size=8))
+    with pytest.raises(ValueError, match=r"batch_size=32 is larger than the 16 samples available for pretraining "
+                                         r"\(list train split\)"):
+        prepare(PretrainConfig(dataset=train, evaluate=False, batch_size=32))
