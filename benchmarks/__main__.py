@@ -1,14 +1,15 @@
 """``python -m benchmarks [--quick] [--threads N] [--device D]``: run every benchmark.
 
 Losses (fwd+bwd vs NT-Xent, the unrolled and dense reference formulations), backward memory for
-n_iter 10 vs 100, one training step GCA-UOT vs InfoNCE, and the augmentation benchmark when
+n_iter 10 vs 100, one training step GCA-UOT vs InfoNCE, per-rank memory of the replicated vs row-sharded
+plan under 1, 2, 4 gloo processes, and the augmentation benchmark when
 ``benchmarks/bench_augment.py`` exists. Results go to ``benchmarks/results/*.json``.
 """
 import argparse
 import importlib.util
 import sys
 
-from . import bench_losses, bench_memory, bench_train_step
+from . import bench_losses, bench_memory, bench_sharded, bench_train_step
 
 parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
 parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer rounds (a few minutes on 2 CPU cores)")
@@ -17,7 +18,7 @@ parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda w
 args = parser.parse_args(sys.argv[1:])
 common = ["--quick"] * args.quick + (["--device", args.device] if args.device else [])
 threads = ["--threads", str(args.threads)] if args.threads else []
-for module in (bench_losses, bench_memory, bench_train_step):
+for module in (bench_losses, bench_memory, bench_train_step, bench_sharded):
     print(f"\n### {module.__name__}", flush=True)
     module.main(common + threads)
 if importlib.util.find_spec("benchmarks.bench_augment") is not None:
