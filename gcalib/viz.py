@@ -3,19 +3,25 @@
 Every ``plot_*`` function draws on ``ax`` (a new figure when ``ax`` is None) and returns the axes or
 figure it drew on, so notebooks stay one call per figure and tests can read the artists back.
 Tensors may live on any device and may require grad; they are detached and copied to the CPU.
-:class:`Explorer` ties ipywidgets controls to a drawing function; it works without a kernel
-(headless execution, tests): the first figure is drawn at construction and nothing blocks.
+
+:class:`Explorer` ties ipywidgets controls to a drawing function and shows each figure as PNG bytes in
+an ``ipywidgets.Image``. It deliberately uses no ``Output`` widget: a headless client (nbclient, so
+nbconvert, papermill, nbval and notebook-executing docs builds) mimics an ``Output`` widget by writing
+each captured output back to the kernel on its shell socket while the cell runs, and in some runs it
+then misses the cell's ``execute_reply``, waiting for the cell timeout, or forever without one.
+Setting an ``Image``'s value only sends a widget-state update from the kernel, which the client stores
+in the notebook's widget state, so an executed notebook keeps the explorer's first figure.
 """
 from __future__ import annotations
 
 import math
+from io import BytesIO
 from typing import Callable, Mapping, Optional, Sequence, Union
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from IPython.display import clear_output, display
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
@@ -346,12 +352,19 @@ def plot_alignment_uniformity(
     return ax
 
 
-class Explorer(widgets.VBox):
-    """Widget controls above an output area; any change of a control calls ``draw(**values)``
-    (``values`` maps each control's name to its value) and shows the figure it returns.
+def _png_bytes(figure: Figure) -> bytes:
+    """The figure as PNG bytes at its own size and dpi (rendered by Agg, whatever the backend)."""
+    buffer = BytesIO()
+    figure.savefig(buffer, format="png", dpi="figure")
+    return buffer.getvalue()
 
-    The first figure is drawn at construction; ``figure`` is the latest one. Without a kernel
-    (headless runs, tests) the output area is simply not rendered; nothing blocks.
+
+class Explorer(widgets.VBox):
+    """Widget controls above an image; any change of a control calls ``draw(**values)`` (``values``
+    maps each control's name to its value) and shows the figure it returns as a PNG in ``image``.
+
+    The first figure is drawn at construction; ``figure`` is the latest one. Drawing never goes
+    through an ``Output`` widget (see the module docstring), so headless runs do not block.
     """
 
     def __init__(self, draw: Callable[..., Figure], controls: Mapping[str, widgets.ValueWidget]) -> None:
@@ -364,9 +377,9 @@ class Explorer(widgets.VBox):
                 raise TypeError(f"control {name!r} must be an ipywidgets ValueWidget, got {type(control).__name__}")
         self._draw = draw
         self.controls = dict(controls)
-        self.output = widgets.Output()
+        self.image = widgets.Image(format="png")
         self.figure: Optional[Figure] = None
-        super().__init__([widgets.HBox(list(self.controls.values())), self.output])
+        super().__init__([widgets.HBox(list(self.controls.values())), self.image])
         for control in self.controls.values():
             control.observe(self._on_change, names="value")
         self.redraw()
@@ -380,13 +393,15 @@ class Explorer(widgets.VBox):
         self.redraw()
 
     def redraw(self) -> Figure:
-        """Draw with the current values, show the figure in the output area and return it."""
+        """Draw with the current values, show the figure in ``image`` and return it.
+
+        A figure made with pyplot is closed once rendered, so the inline backend does not show it
+        a second time below the explorer."""
         figure = self._draw(**self.values)
         if not isinstance(figure, Figure):
             raise TypeError(f"draw must return a matplotlib Figure, got {type(figure).__name__}")
-        with self.output:
-            clear_output(wait=True)
-            display(figure)
+        self.image.value = _png_bytes(figure)
+        plt.close(figure)
         self.figure = figure
         return figure
 

@@ -1,5 +1,6 @@
 """Figures and explorers: what is drawn is what was computed (read back from the artists)."""
 import math
+from io import BytesIO
 
 import matplotlib
 
@@ -164,7 +165,40 @@ def test_explorer_draws_at_construction_and_on_every_change():
     slider.value = 3.0
     assert calls[-1] == (3.0, "a")
     assert explorer.figure.axes[0].lines[0].get_ydata()[1] == 3.0
-    assert explorer.children[1] is explorer.output
+    assert explorer.children[1] is explorer.image
+
+
+def _shown(explorer):
+    """The pixels the explorer's image shows, decoded from its PNG bytes."""
+    return plt.imread(BytesIO(explorer.image.value), format="png")
+
+
+def _widget_tree(widget):
+    yield widget
+    for child in getattr(widget, "children", ()):
+        yield from _widget_tree(child)
+
+
+def test_explorer_shows_each_figure_as_a_png_image_without_an_output_widget():
+    def draw(level):
+        figure = Figure(figsize=(2.0, 1.0), dpi=50)
+        figure.patch.set_facecolor((level, 0.0, 0.0))
+        return figure
+
+    slider = widgets.FloatSlider(value=1.0, min=0, max=1)
+    explorer = viz.Explorer(draw, {"level": slider})
+    assert explorer.image.format == "png"
+    assert _shown(explorer).shape[:2] == (50, 100)
+    assert _shown(explorer)[0, 0, 0] == 1.0
+    slider.value = 0.0
+    assert _shown(explorer)[0, 0, 0] == 0.0
+    assert not any(isinstance(w, widgets.Output) for w in _widget_tree(explorer))
+
+
+def test_explorer_closes_pyplot_figures_once_rendered():
+    explorer = viz.Explorer(lambda scale: plt.subplots()[0], {"scale": widgets.IntSlider()})
+    explorer.controls["scale"].value = 2
+    assert plt.get_fignums() == [] and _shown(explorer).ndim == 3
 
 
 def test_explorer_rejects_bad_draw_results_and_controls():
