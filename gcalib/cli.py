@@ -5,7 +5,8 @@
   domains, and the full config), DIR/history.json, the checkpoints, DIR/encoder.pt and DIR/curves.png.
 * ``compare --dataset D --losses a,b,... --seeds S [...] --out DIR`` trains every method for every
   seed with the same settings and prints one table (mean ± std over seeds), with a random-init encoder
-  and the raw pixels as reference rows; DIR/compare.json and DIR/compare.png hold the same.
+  and the raw pixels as reference rows; DIR/compare.json and DIR/compare.png hold the same
+  (:func:`gcalib.compare.compare`, which also takes dataset objects).
 
 ``domain-sweep`` is registered by :func:`gcalib.sweep.register`.
 
@@ -18,22 +19,17 @@ exit with code 2 and a one-line message; a non-finite loss exits with code 1.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
-import time
 from pathlib import Path
 from typing import Optional, Sequence
 
 from . import distributed
-from .config import LR_SCALINGS, OPTIMIZERS, PRECISIONS, TARGETS, PretrainConfig
-from .train import NonFiniteLossError, prepare, pretrain, write_json
+from .compare import DEFAULT_COMPARE_LOSSES, TABLE_METRICS, compare, format_table, method_names
+from .config import LR_SCALINGS, OPTIMIZERS, PRECISIONS, TARGETS, VIEWS, PretrainConfig
+from .train import NonFiniteLossError, prepare, pretrain
 
 __all__ = ["main", "build_parser", "format_table", "DEFAULT_COMPARE_LOSSES"]
 
-DEFAULT_COMPARE_LOSSES = ("infonce", "gca_ince", "gca_rince", "gca_uot", "byol")
-TABLE_METRICS = (("linear_acc", "linear"), ("knn_acc_k20", "kNN k=20"), ("knn_acc_k200", "kNN k=200"),
-                 ("alignment", "alignment"), ("uniformity", "uniformity"), ("domain_acc", "domain"),
-                 ("heldout_domain_acc", "held-out dom."), ("epoch_time_s", "s/epoch"))
 # Loss hyper-parameter flags: (flag, LossSpec field(s), type).
 _LOSS_FLAGS = (("eps", ("eps",), float), ("n_iter", ("n_iter",), int), ("q", ("q",), float), ("lam", ("lam",), float),
                ("rho", ("reg_a", "reg_b"), float), ("reg_a", ("reg_a",), float), ("reg_b", ("reg_b",), float),
@@ -42,12 +38,6 @@ _LOSS_FLAGS = (("eps", ("eps",), float), ("n_iter", ("n_iter",), int), ("q", ("q
 
 class _UsageError(Exception):
     """A problem with the command line; reported with exit code 2."""
-
-
-def _method_names() -> tuple[str, ...]:
-    from .losses import LOSSES
-
-    return tuple(LOSSES) + ("byol",)
 
 
 def _add_training_flags(p: argparse.ArgumentParser, defaults: PretrainConfig) -> None:
@@ -67,7 +57,12 @@ def _add_training_flags(p: argparse.ArgumentParser, defaults: PretrainConfig) ->
     g.add_argument("--strength", type=float, default=defaults.strength,
                    help="colour-jitter strength s (default %(default)s)")
     g.add_argument("--blur", action="store_true", help="add Gaussian blur to the views")
-    g.add_argument("--views", type=int, default=defaults.n_views, help="views per sample (default %(default)s)")
+    g.add_argument("--n-views", type=int, default=defaults.n_views, help="views per sample (default %(default)s)")
+    g.add_argument("--views", default=defaults.views, choices=VIEWS,
+                   help="augment: augmentations of one image; rendered: distinct renderings of the sample, each "
+                        "augmented (datasets with renderings) (default %(default)s)")
+    g.add_argument("--corrupt-pairs", type=float, default=defaults.corrupt_pairs, metavar="P",
+                   help="probability that views 2..V of a sample come from another sample (default %(default)s)")
     g = p.add_argument_group("model")
     g.add_argument("--arch", default=defaults.arch, choices=ARCHS, help="encoder (default %(default)s)")
     g.add_argument("--projector-hidden", type=int, default=defaults.projector_hidden_dim, help="(default %(default)s)")
@@ -104,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pretrain", help="pretrain one encoder and evaluate it",
                        description="Pretrain one encoder, evaluate it, and write metrics, history, checkpoints "
                                    "and curves to --out.")
-    p.add_argument("--loss", default=defaults.loss, choices=_method_names(),
+    p.add_argument("--loss", default=defaults.loss, choices=method_names(),
                    help="loss preset, or byol (default %(default)s)")
     _add_training_flags(p, defaults)
     p.add_argument("--seed", type=int, default=defaults.seed, help="(default %(default)s)")
@@ -146,36 +141,14 @@ def _config(args: argparse.Namespace, loss: str, seed: int, out_dir: Optional[st
     options = {} if args.holdout_domain is None else {"holdout_domain": args.holdout_domain}
     return PretrainConfig(
         dataset=args.dataset, root=args.root, download=args.download, dataset_options=options,
-        max_train_samples=args.max_train_samples, n_views=args.views, augmentation=args.aug,
+        max_train_samples=args.max_train_samples, n_views=args.n_views, views=args.views,
+        corrupt_pairs=args.corrupt_pairs, augmentation=args.aug,
         strength=args.strength, blur=args.blur, arch=args.arch, projector_hidden_dim=args.projector_hidden,
         projector_out_dim=args.projector_out, loss=loss, loss_params=loss_params, target=args.target, alpha=args.alpha,
         beta=args.beta, optimizer=args.optimizer, lr=args.lr, momentum=args.momentum, weight_decay=args.wd,
         warmup_epochs=args.warmup_epochs, batch_size=args.batch_size, epochs=args.epochs, seed=seed,
         device=args.device, precision=args.precision, compile=args.compile, workers=args.workers, out_dir=out_dir,
         deterministic=args.deterministic, progress=not args.no_progress, **extra)
-
-
-def _fmt(values: Sequence[float]) -> str:
-    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    if not values:
-        return "-"
-    mean = sum(values) / len(values)
-    if len(values) == 1:
-        return f"{mean:.3f}"
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    return f"{mean:.3f} ± {std:.3f}"
-
-
-def format_table(runs: dict[str, list[dict]]) -> str:
-    """Rows: methods; columns: the metrics present in any run, as mean ± std (sample std) over seeds."""
-    columns = [(key, label) for key, label in TABLE_METRICS if any(key in m for ms in runs.values() for m in ms)]
-    cells = [["method", "seeds"] + [label for _, label in columns]]
-    for name, metrics in runs.items():
-        cells.append([name, str(len(metrics))] + [_fmt([m.get(key) for m in metrics]) for key, _ in columns])
-    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def _curves_figure(history: list, path: Path) -> None:
@@ -190,33 +163,6 @@ def _curves_figure(history: list, path: Path) -> None:
         ax.plot(epochs, [h[key] for h in history], marker="o")
         ax.set_xlabel("epoch")
         ax.set_title(label)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def _compare_figure(runs: dict[str, list[dict]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
-    import seaborn as sns
-
-    keys = [(k, label) for k, label in TABLE_METRICS if any(k in m for ms in runs.values() for m in ms)]
-    rows = [{"method": name, "metric": label, "value": m[k]}
-            for name, ms in runs.items() for m in ms for k, label in keys if m.get(k) is not None]
-    frame = pd.DataFrame(rows)
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.0 * len(keys), 3.6), squeeze=False)
-    for ax, (key, label) in zip(axes[0], keys):
-        panel = frame[frame.metric == label]
-        sns.barplot(data=panel, x="method", y="value", hue="method", errorbar="sd", ax=ax, legend=False)
-        if key.endswith("acc") or "_acc_" in key:  # zoom accuracies in on the range the methods span
-            ax.set_ylim(max(0.0, panel.value.min() - 0.03), min(1.0, panel.value.max() + 0.01))
-        ax.set_title(label)
-        ax.set_xlabel("")
-        ax.set_ylabel("")
-        ax.tick_params(axis="x", rotation=60)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -237,7 +183,7 @@ def _parse_seeds(text: str) -> list[int]:
 
 def _parse_losses(text: str) -> list[str]:
     names = [s.strip() for s in text.split(",") if s.strip()]
-    valid = _method_names()
+    valid = method_names()
     unknown = [n for n in names if n not in valid]
     if not names or unknown:
         raise _UsageError(f"--losses got unknown name(s) {unknown or text!r}; valid: {', '.join(valid)}")
@@ -268,52 +214,16 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _reference_rows(run, seeds: Sequence[int]) -> dict[str, list[dict]]:
-    """Metrics of a randomly initialised encoder for every seed, and of the raw pixels (deterministic
-    features, evaluated once with the first seed's augmentation draws for the alignment)."""
-    import torch
-
-    from .data import load_dataset
-    from .evaluate import evaluate_encoder
-    from .models import make_encoder
-
-    config = run.config
-    test_set = load_dataset(config.dataset, "test", root=config.root, **config.dataset_options)
-
-    def evaluate(encoder, seed):
-        return evaluate_encoder(encoder, run.train_set, test_set, view_transform=run.view_transform,
-                                device=run.device, seed=seed, workers=config.workers)
-
-    random_init = []
-    for seed in seeds:
-        torch.manual_seed(seed)
-        random_init.append(evaluate(make_encoder(config.arch, run.train_set.num_channels).to(run.device), seed))
-    return {"random-init": random_init, "raw-pixels": [evaluate(torch.nn.Flatten(), seeds[0])]}
-
-
 def _run_compare(args: argparse.Namespace) -> int:
+    """``compare``: :func:`gcalib.compare.compare` with the command line's settings, then the table."""
     losses, seeds = _parse_losses(args.losses), _parse_seeds(args.seeds)
-    out = Path(args.out)
-    runs = {(loss, seed): _prepare(args, loss, seed, str(out / loss / f"seed{seed}"), checkpoint_every=0)
-            for loss in losses for seed in seeds}
-    start = time.perf_counter()
-    results: dict[str, list[dict]] = {loss: [] for loss in losses}
-    for (loss, seed), run in runs.items():
-        t0 = time.perf_counter()
-        metrics = pretrain(run).metrics
-        results[loss].append(metrics)
-        print(f"[{time.perf_counter() - start:6.0f}s] {loss} seed {seed}: linear {metrics['linear_acc']:.3f}, "
-              f"kNN {metrics['knn_acc']:.3f} ({time.perf_counter() - t0:.0f}s)", flush=True)
-    table_runs = {**results, **_reference_rows(next(iter(runs.values())), seeds)}
-    table = format_table(table_runs)
-    total = time.perf_counter() - start
+    try:
+        result = compare(_config(args, losses[0], seeds[0], None), losses, seeds, args.out)
+    except (ValueError, TypeError, FileNotFoundError) as error:
+        raise _UsageError(str(error)) from error
     print(f"\n{args.dataset}: {len(losses)} methods x {len(seeds)} seed(s), {args.epochs} epochs each, "
-          f"mean ± std over seeds; total {total:.0f}s\n{table}")
-    write_json({"dataset": args.dataset, "losses": losses, "seeds": seeds, "total_time_s": total,
-                "table": table.splitlines(), "runs": table_runs,
-                "config": {loss: runs[(loss, seeds[0])].config.to_dict() for loss in losses}}, out / "compare.json")
-    _compare_figure(table_runs, out / "compare.png")
-    print(f"wrote {out}/compare.json and {out}/compare.png")
+          f"mean ± std over seeds; total {result.total_time_s:.0f}s\n{result.table()}")
+    print(f"wrote {result.files['json']} and {result.files['figure']}")
     return 0
 
 
@@ -335,3 +245,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     finally:
         distributed.shutdown()
+

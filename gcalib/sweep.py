@@ -11,7 +11,9 @@ Each frozen encoder is evaluated by :func:`evaluate_run` with :mod:`gcalib.evalu
 class accuracy (the class probe trained on the other domains, tested on one domain; mean over domains).
 The encoder saw every domain, unlabelled, during pretraining; the held-out domain is held out from the
 probe. The result holds one row per run, the mean ± sample std over seeds per d, the Spearman rank
-correlation between d and the mean domain accuracy, and the spread (max − min) of the mean class accuracy.
+correlation between d and the mean domain accuracy, the spread (max − min) of the mean class accuracy,
+and the reference: the same metrics of a randomly initialised encoder of the same architecture (the
+initial weights of the first seed's runs).
 :meth:`SweepResult.save` writes ``sweep.json``, ``sweep.txt`` (the table) and ``sweep.png``.
 
 ``python -m gcalib domain-sweep`` runs it from the command line (:func:`register`).
@@ -42,6 +44,7 @@ __all__ = [
     "spearman",
     "domain_sweep",
     "evaluate_run",
+    "random_init_reference",
     "plot_sweep",
     "register",
 ]
@@ -53,6 +56,8 @@ SWEEP_DEFAULTS: dict[str, Any] = {"epochs": 5, "checkpoint_every": 0}
 # (metric key of evaluate_run, label in tables and figures)
 SWEEP_METRICS = (("domain_acc", "domain accuracy"), ("linear_acc", "class accuracy"),
                  ("heldout_domain_acc", "held-out-domain class accuracy"))
+# Key of each SWEEP_METRICS metric in the reference (the random-init encoder's metrics).
+_REFERENCE_KEYS = {"domain_acc": "domain_acc", "linear_acc": "class_acc", "heldout_domain_acc": "heldout_domain_acc"}
 # Fields the sweep sets itself; overriding them would break the sweep's meaning.
 _RESERVED = ("dataset", "target", "alpha", "beta", "seed", "out_dir", "evaluate", "resume")
 
@@ -102,6 +107,8 @@ class SweepResult:
     ``spearman_domain``: rank correlation of α−β with the mean domain accuracy (NaN if constant);
     ``spearman_heldout``: the same with the mean held-out-domain class accuracy.
     ``class_acc_spread``: max − min of the mean class accuracy over α−β (a fraction, not points).
+    ``reference``: the random-init encoder's ``domain_acc``, ``class_acc`` (linear class accuracy),
+    ``heldout_domain_acc``, ``heldout_domain_acc_per_domain`` and its ``seed``.
     """
 
     dataset: str
@@ -114,18 +121,21 @@ class SweepResult:
     class_acc_spread: float
     config: dict
     total_time_s: float
+    reference: dict
     out_dir: Optional[Path] = None
     files: dict = field(default_factory=dict)
 
     def table(self) -> str:
-        """Plain-text table: one row per α−β, mean ± std over seeds, then the two acceptance numbers and
-        the rank correlation of α−β with the held-out-domain accuracy."""
+        """Plain-text table: one row per α−β, mean ± std over seeds, a ``random-init`` row (the reference),
+        then the two acceptance numbers and the rank correlation of α−β with the held-out-domain accuracy."""
         header = ["alpha-beta", "alpha", "beta", "seeds"] + [label for _, label in SWEEP_METRICS]
         cells = [header]
         for row in self.summary:
             cells.append([f"{row['alpha_minus_beta']:+.2f}", f"{row['alpha']:.2f}", f"{row['beta']:.2f}",
                           str(row["n_seeds"])]
                          + [f"{row[key + '_mean']:.3f} ± {row[key + '_std']:.3f}" for key, _ in SWEEP_METRICS])
+        cells.append(["random-init", "-", "-", "1"]
+                     + [f"{self.reference[_REFERENCE_KEYS[key]]:.3f}" for key, _ in SWEEP_METRICS])
         widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
         lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
         lines.insert(1, "  ".join("-" * w for w in widths))
@@ -139,7 +149,8 @@ class SweepResult:
         return {"dataset": self.dataset, "base": self.base, "seeds": list(self.seeds), "runs": self.runs,
                 "summary": self.summary, "spearman_domain": self.spearman_domain,
                 "spearman_heldout": self.spearman_heldout,
-                "class_acc_spread": self.class_acc_spread, "config": self.config, "total_time_s": self.total_time_s,
+                "class_acc_spread": self.class_acc_spread, "reference": self.reference, "config": self.config,
+                "total_time_s": self.total_time_s,
                 "table": self.table().splitlines(),
                 "out_dir": None if self.out_dir is None else str(self.out_dir)}
 
@@ -163,7 +174,8 @@ class SweepResult:
 
 def plot_sweep(result: SweepResult, ax=None):
     """Domain, class and held-out-domain class accuracy versus α − β: mean over seeds with a ±1 std
-    band (the paper's figure). Returns the axes."""
+    band (the paper's figure), and each metric of the random-init reference as a dashed horizontal line
+    of the same colour. Returns the axes."""
     import matplotlib.pyplot as plt
 
     if not isinstance(result, SweepResult):
@@ -177,6 +189,8 @@ def plot_sweep(result: SweepResult, ax=None):
         std = np.array([result.summary[i][key + "_std"] for i in order])
         line, = ax.plot(x, mean, marker=marker, label=label)
         ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.axhline(result.reference[_REFERENCE_KEYS[key]], color=line.get_color(), linestyle="--", linewidth=1,
+                   label=f"{label}, random init")
     seeds = len(result.seeds)
     ax.set_xlabel("α − β  (same-domain weight − cross-domain weight)")
     ax.set_ylabel("accuracy (linear probe)")
@@ -196,7 +210,8 @@ def _check_values(alpha_minus_beta: Sequence[float]) -> list[float]:
     return values
 
 
-def _check_seeds(seeds: Sequence[int]) -> list[int]:
+def check_seeds(seeds: Sequence[int]) -> list[int]:
+    """``seeds`` as a list of distinct ints >= 0 (a non-empty sequence)."""
     seeds = check_sequence("seeds", seeds, lambda name, seed: check_int(name, seed, 0))
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds lists a seed twice: {seeds!r}")
@@ -260,6 +275,24 @@ def evaluate_run(encoder, train_set, test_set, *, device="cpu", seed: int = 0,
             "heldout_domain_acc_per_domain": per_domain}
 
 
+def random_init_reference(setup, test_set, seed: int, probe_Cs: Optional[Sequence[float]] = None) -> dict:
+    """:func:`evaluate_run` of a randomly initialised encoder of ``setup.config.arch`` (the initial weights of a
+    run with ``seed``), on ``setup``'s train split (a :class:`gcalib.train.PreparedRun`) and ``test_set``:
+    ``{"seed", "domain_acc", "class_acc", "heldout_domain_acc", "heldout_domain_acc_per_domain"}``.
+    The global RNG state is left unchanged."""
+    import torch
+
+    from .models import make_encoder
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        encoder = make_encoder(setup.config.arch, setup.train_set.num_channels).to(setup.device)
+    metrics = evaluate_run(encoder, setup.train_set, test_set, device=setup.device, seed=seed, probe_Cs=probe_Cs)
+    return {"seed": seed, "domain_acc": metrics["domain_acc"], "class_acc": metrics["linear_acc"],
+            "heldout_domain_acc": metrics["heldout_domain_acc"],
+            "heldout_domain_acc_per_domain": metrics["heldout_domain_acc_per_domain"]}
+
+
 def domain_sweep(
     dataset: str = "digits_domains",
     alpha_minus_beta: Sequence[float] = DEFAULT_ALPHA_MINUS_BETA,
@@ -291,7 +324,7 @@ def domain_sweep(
     from .train import PretrainConfig, prepare, pretrain, write_json
 
     values = _check_values(alpha_minus_beta)
-    seeds = _check_seeds(seeds)
+    seeds = check_seeds(seeds)
     probe_Cs = check_sequence("probe_Cs", DEFAULT_CS if probe_Cs is None else probe_Cs, check_positive)
     pairs = {d: alpha_beta(d, base) for d in values}
     base = float(base)
@@ -360,6 +393,10 @@ def domain_sweep(
         summary.append(entry)
     class_means = [s["linear_acc_mean"] for s in summary]
     first = next(iter(prepared.values())).to_dict()
+    reference = random_init_reference(setup, test_set, seeds[0], probe_Cs)
+    if verbose:
+        print(f"random-init reference (seed {seeds[0]}): domain {reference['domain_acc']:.3f}, class "
+              f"{reference['class_acc']:.3f}, held-out domain {reference['heldout_domain_acc']:.3f}", flush=True)
     result = SweepResult(
         dataset=dataset, base=base, seeds=seeds, runs=runs, summary=summary,
         spearman_domain=spearman(values, [s["domain_acc_mean"] for s in summary]),
@@ -368,6 +405,7 @@ def domain_sweep(
         config={**{k: v for k, v in first.items() if k not in ("alpha", "beta", "seed", "out_dir")},
                 "probe_Cs": probe_Cs},
         total_time_s=time.perf_counter() - start,
+        reference=reference,
     )
     if out is not None:
         result.save(out)

@@ -193,7 +193,7 @@ API = [
          ValueError, "cost", "cost[1, 2] = nan", "must not contain NaN"),
     # names of datasets, augmentations, architectures
     Case("unknown-dataset", lambda e: load_dataset("mnist"),
-         ValueError, "dataset", "'mnist'", "valid: digits, digits_domains, cifar10"),
+         ValueError, "dataset", "'mnist'", "valid: digits, digits_domains, "),
     Case("unknown-split", lambda e: load_dataset("digits", "val"),
          ValueError, "split", "'val'", "expected one of ['train', 'test']"),
     Case("unknown-dataset-option", lambda e: load_dataset("digits", corruption="fog"),
@@ -241,6 +241,18 @@ CONFIG = [
          ValueError, "target", "'digits' has none", "needs a dataset with domain labels"),
     Case("incompatible-resume", resume_with_other_lr,
          ValueError, "lr", ("differs in 1 field(s)", "0.002 -> 0.001"), "Resume with the saved config"),
+    Case("config-unknown-views", lambda e: PretrainConfig(views="crops"),
+         ValueError, "views", "'crops'", "valid: augment, rendered"),
+    Case("config-corrupt-pairs-one", lambda e: PretrainConfig(corrupt_pairs=1.0),
+         ValueError, "corrupt_pairs", "got 1.0", "a number in [0, 1)"),
+    Case("config-corrupt-pairs-string", lambda e: PretrainConfig(corrupt_pairs="0.2"),
+         TypeError, "corrupt_pairs", "'0.2' (str)", "a number in [0, 1)"),
+    Case("rendered-views-without-renderings", lambda e: prepare(PretrainConfig(**TINY, views="rendered")),
+         ValueError, "views='rendered'", "'digits' has none", "needs a dataset with renderings"),
+    Case("config-dataset-not-a-dataset", lambda e: PretrainConfig(dataset=5),
+         TypeError, "dataset", "got 5 (int)", "or a map-style dataset (len and getitem)"),
+    Case("config-dataset-object-without-test-split", lambda e: PretrainConfig(dataset=[(torch.zeros(3, 4, 4), 0)]),
+         ValueError, "test_dataset", "got None", "must be given with a dataset object when evaluate=True"),
 ]
 
 CLI = [
@@ -270,6 +282,12 @@ CLI = [
          SystemExit, "cifar10", "cifar-10-batches-py", "could not be parsed"),
     Case("cli-incompatible-resume", [*TINY_FLAGS, "--lr", "0.001", "--resume", "--out", "{run}"],
          SystemExit, "lr", ("differs in 1 field(s)", "0.002 -> 0.001"), "Resume with the saved config"),
+    Case("cli-unknown-views", ["pretrain", "--views", "crops", "--out", "{tmp}/o"],
+         SystemExit, "--views", "'crops'", "choose from 'augment', 'rendered'"),
+    Case("cli-corrupt-pairs-out-of-range", [*TINY_FLAGS, "--corrupt-pairs", "1.5", "--out", "{tmp}/o"],
+         SystemExit, "corrupt_pairs", "got 1.5", "a number in [0, 1)"),
+    Case("cli-rendered-views-without-renderings", [*TINY_FLAGS, "--views", "rendered", "--out", "{tmp}/o"],
+         SystemExit, "views='rendered'", "'digits' has none", "needs a dataset with renderings"),
 ]
 
 CASES = [*API, *CONFIG, *CLI]

@@ -5,8 +5,11 @@ from pathlib import Path
 
 import pytest
 
+import torch
+
 from gcalib.cli import format_table, main
-from gcalib.train import ContrastiveModel
+from gcalib.compare import compare
+from gcalib.train import ContrastiveModel, PretrainConfig
 
 TINY = ["--epochs", "1", "--batch-size", "32", "--max-train-samples", "64", "--workers", "0", "--no-progress",
         "--projector-hidden", "64"]
@@ -53,6 +56,41 @@ def test_compare_prints_table_with_reference_rows_and_writes_files(tmp_path, cap
     assert (out / "infonce" / "seed3" / "metrics.json").is_file()
 
 
+def test_pretrain_flags_for_views_and_broken_pairs_reach_the_config():
+    from gcalib.cli import _config, build_parser
+
+    args = build_parser().parse_args(["pretrain", "--n-views", "3", "--views", "rendered", "--corrupt-pairs", "0.25",
+                                      "--out", "x"])
+    config = _config(args, args.loss, args.seed, args.out)
+    assert (config.n_views, config.views, config.corrupt_pairs) == (3, "rendered", 0.25)
+    defaults = build_parser().parse_args(["compare"])
+    assert (defaults.n_views, defaults.views, defaults.corrupt_pairs) == (2, "augment", 0.0)
+
+
+def test_compare_function_takes_dataset_objects(tmp_path):
+    torch.manual_seed(0)
+    images, labels = torch.randint(0, 256, (48, 3, 16, 16), dtype=torch.uint8), torch.arange(48) % 3
+    train = [(images[i], labels[i]) for i in range(32)]
+    test = [(images[i], labels[i]) for i in range(32, 48)]
+    config = PretrainConfig(dataset=train, test_dataset=test, epochs=1, batch_size=16, workers=0, progress=False,
+                            projector_hidden_dim=32, loss_params={"eps": 0.3})
+    result = compare(config, ["gca_uot"], [0], tmp_path / "cmp", verbose=False)
+    assert list(result.runs) == ["gca_uot", "random-init", "raw-pixels"]
+    assert all(len(result.runs[name]) == 1 and 0 <= result.runs[name][0]["linear_acc"] <= 1 for name in result.runs)
+    assert result.config["gca_uot"]["loss_params"] == {"eps": 0.3} and result.config["gca_uot"]["seed"] == 0
+    assert result.dataset.startswith("ImageDataset('list', split='train', n=32, 3x16x16")
+    saved = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert saved["table"] == result.table().splitlines() and saved["dataset"] == result.dataset
+    assert (tmp_path / "cmp" / "compare.png").read_bytes()[:8] == PNG
+    assert (tmp_path / "cmp" / "gca_uot" / "seed0" / "metrics.json").is_file()
+    with pytest.raises(ValueError, match=r"loss_params \{'eps': 0.3\} do not apply to byol"):
+        compare(config, ["infonce", "byol"], [0])
+    with pytest.raises(ValueError, match=r"unknown losses\[1\] 'simclr'; valid: infonce"):
+        compare(config, ["infonce", "simclr"], [0])
+    with pytest.raises(ValueError, match="test_dataset must be given with a dataset object when evaluate=True"):
+        compare(PretrainConfig(dataset=train, evaluate=False), ["infonce"], [0])
+
+
 def test_format_table_mean_and_sample_std():
     table = format_table({"a": [{"linear_acc": 0.5, "epoch_time_s": 2.0}, {"linear_acc": 0.7, "epoch_time_s": 4.0}],
                           "b": [{"linear_acc": 0.9}]})
@@ -77,6 +115,8 @@ def test_format_table_mean_and_sample_std():
     (["compare", "--losses", "infonce,ntxent", "--out", "{tmp}/c"], "unknown name(s) ['ntxent']"),
     (["compare", "--seeds", "two", "--out", "{tmp}/c"], "--seeds must be a count N or a comma-separated list"),
     (["compare", "--seeds", "0", "--out", "{tmp}/c"], "at least one distinct non-negative seed"),
+    (["compare", "--losses", "infonce,byol", "--eps", "0.2", "--out", "{tmp}/c"], "do not apply to byol"),
+    (["pretrain", "--views", "4", "--out", "{tmp}/a"], "argument --views: invalid choice: '4'"),
     ([], "the following arguments are required"),
     (["domain-sweep", "--alpha-minus-beta", "x", "--out", "{tmp}/s"], "--alpha-minus-beta"),
 ])

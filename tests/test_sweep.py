@@ -138,6 +138,32 @@ def test_tiny_sweep_writes_table_json_figure_and_runs(tiny_sweep):
     assert table[-1].startswith("Spearman(alpha-beta, held-out-domain class accuracy) =")
 
 
+def test_reference_is_the_random_init_encoder_in_json_table_and_figure(tiny_sweep, tree):
+    from gcalib.data import load_dataset
+    from gcalib.models import make_encoder
+
+    result, out = tiny_sweep
+    reference = json.loads((out / "sweep.json").read_text())["reference"]
+    assert reference == result.reference and reference["seed"] == 0
+    torch.manual_seed(0)  # the initial weights of the seed-0 runs
+    encoder = make_encoder("small_cnn")
+    splits = [load_dataset("domainfolder", split, root=tree, **TINY["dataset_options"]) for split in ("train", "test")]
+    expected = sweep.evaluate_run(encoder, *splits, seed=0, probe_Cs=TINY["probe_Cs"])
+    assert reference["class_acc"] == expected["linear_acc"]
+    for key in ("domain_acc", "heldout_domain_acc", "heldout_domain_acc_per_domain"):
+        assert reference[key] == expected[key], key
+    row = next(line for line in (out / "sweep.txt").read_text().splitlines() if line.startswith("random-init"))
+    assert row.split() == ["random-init", "-", "-", "1", f"{reference['domain_acc']:.3f}",
+                           f"{reference['class_acc']:.3f}", f"{reference['heldout_domain_acc']:.3f}"]
+    ax = sweep.plot_sweep(result)
+    dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert [line.get_ydata()[0] for line in dashed] == [reference["domain_acc"], reference["class_acc"],
+                                                        reference["heldout_domain_acc"]]
+    solid = [line for line in ax.lines if line.get_linestyle() == "-"]
+    assert [d.get_color() for d in dashed] == [s.get_color() for s in solid]
+    ax.figure.clf()
+
+
 def test_finished_runs_are_reused_and_changed_settings_retrain(tiny_sweep, tree):
     result, out = tiny_sweep
     again = domain_sweep("domainfolder", (-0.5, 0.0, 0.5), seeds=(0, 1), out_dir=out, root=str(tree),
@@ -157,7 +183,7 @@ def test_sweep_without_out_dir_writes_nothing(tree, tmp_path, monkeypatch):
     result = domain_sweep("domainfolder", (0.0, 0.5), root=str(tree), verbose=False, **TINY)
     assert result.out_dir is None and result.files == {}
     assert list(tmp_path.iterdir()) == []
-    assert len(result.table().splitlines()) == 6
+    assert len(result.table().splitlines()) == 7  # header, rule, 2 values, random-init, 2 Spearman lines
 
 
 # ---- argument errors -----------------------------------------------------------------------------
