@@ -167,11 +167,8 @@ class StopAfterFirstCheckpoint(Exception):
     pass
 
 
-@pytest.mark.parametrize("batch_augment", [True, False])
-def test_resume_continues_history_and_matches_uninterrupted_run(tmp_path, monkeypatch, batch_augment):
-    config = dict(epochs=3, deterministic=True, checkpoint_every=1, batch_augment=batch_augment)
-    reference = pretrain(tiny(**config, out_dir=str(tmp_path / "reference")))
-
+def crash_after_first_checkpoint(monkeypatch, config: PretrainConfig) -> None:
+    """Pretrain ``config`` until its epoch-1 checkpoint is written, then stop as a crash would."""
     real_save = ckpt.save_checkpoint
 
     def save_then_crash(state, directory, keep=2):
@@ -182,8 +179,16 @@ def test_resume_continues_history_and_matches_uninterrupted_run(tmp_path, monkey
 
     monkeypatch.setattr(ckpt, "save_checkpoint", save_then_crash)
     with pytest.raises(StopAfterFirstCheckpoint):
-        pretrain(tiny(**config, out_dir=str(tmp_path / "run")))
+        pretrain(config)
     monkeypatch.setattr(ckpt, "save_checkpoint", real_save)
+
+
+@pytest.mark.parametrize("batch_augment", [True, False])
+def test_resume_continues_history_and_matches_uninterrupted_run(tmp_path, monkeypatch, batch_augment):
+    config = dict(epochs=3, deterministic=True, checkpoint_every=1, batch_augment=batch_augment)
+    reference = pretrain(tiny(**config, out_dir=str(tmp_path / "reference")))
+
+    crash_after_first_checkpoint(monkeypatch, tiny(**config, out_dir=str(tmp_path / "run")))
 
     state, _ = ckpt.load_latest(tmp_path / "run")
     assert len(state["rng"]) == 1 and ("augment" in state["rng"][0]) == batch_augment  # one rank
@@ -465,18 +470,7 @@ def test_resume_with_rendered_views_and_broken_pairs_is_bit_exact(tmp_path, monk
                   checkpoint_every=1, batch_augment=batch_augment, batch_size=8, evaluate=False, workers=0,
                   progress=False, projector_hidden_dim=32)
     reference = pretrain(PretrainConfig(**config, out_dir=str(tmp_path / "reference")))
-    real_save = ckpt.save_checkpoint
-
-    def save_then_crash(state, directory, keep=2):
-        path = real_save(state, directory, keep)
-        if state["epoch"] == 1:
-            raise StopAfterFirstCheckpoint
-        return path
-
-    monkeypatch.setattr(ckpt, "save_checkpoint", save_then_crash)
-    with pytest.raises(StopAfterFirstCheckpoint):
-        pretrain(PretrainConfig(**config, out_dir=str(tmp_path / "run")))
-    monkeypatch.setattr(ckpt, "save_checkpoint", real_save)
+    crash_after_first_checkpoint(monkeypatch, PretrainConfig(**config, out_dir=str(tmp_path / "run")))
     resumed = pretrain(PretrainConfig(**config, out_dir=str(tmp_path / "run"), resume=True))
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in reference.history]
     assert_same_weights(weights(resumed.model), weights(reference.model))
