@@ -201,22 +201,21 @@ class PretrainConfig:
     def _validate_datasets(self, names: tuple[str, ...]) -> None:
         """``dataset`` is a name of ``names`` or a map-style dataset; ``test_dataset`` None or one, and given
         when a dataset object is evaluated; ``dataset_options`` only with a name."""
-        expected = "None or a map-style dataset (len and getitem) of (uint8 image (C, H, H), label[, domain])"
+        map_style = "a map-style dataset (len and getitem) of (uint8 image (C, H, H), label[, domain])"
         if isinstance(self.dataset, str):
             check_choice("dataset", self.dataset, names)
         elif not _is_map_style(self.dataset):
-            fail("dataset", self.dataset, f"a name of {', '.join(names)} or a map-style dataset (len and getitem) "
-                 "of (uint8 image (C, H, H), label[, domain])", TypeError)
+            fail("dataset", self.dataset, f"a name of {', '.join(names)} or {map_style}", TypeError)
         if self.test_dataset is not None and not _is_map_style(self.test_dataset):
-            fail("test_dataset", self.test_dataset, expected, TypeError)
+            fail("test_dataset", self.test_dataset, f"None or {map_style}", TypeError)
         if isinstance(self.dataset, str):
             return
         if self.evaluate and self.test_dataset is None:
-            raise ValueError(f"test_dataset must be given with a dataset object when evaluate=True (the split to "
-                             f"evaluate on), got None; pass test_dataset=... or evaluate=False")
+            raise ValueError("test_dataset must be given with a dataset object when evaluate=True (the split to "
+                             "evaluate on), got None; pass test_dataset=... or evaluate=False")
         if self.dataset_options:
             raise ValueError(f"dataset_options only apply to a dataset name, got {self.dataset_options!r} with a "
-                             f"dataset object")
+                             "dataset object")
 
     def peak_lr(self, world_size: int = 1) -> float:
         """The peak learning rate with ``world_size`` processes: ``lr·W`` (linear), ``lr·√W`` (sqrt) or
@@ -249,6 +248,7 @@ class PretrainConfig:
 
 
 def _is_map_style(dataset: Any) -> bool:
+    """Whether ``dataset`` has ``len`` and ``getitem`` (and is not a str or bytes)."""
     return not isinstance(dataset, (str, bytes)) and hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")
 
 
