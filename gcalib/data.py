@@ -16,6 +16,13 @@ Names (``DATASETS``):
   image), ``blur_noise`` (Gaussian blur σ = 1.2 then per-channel Gaussian noise σ = 30 grey levels).
   Option ``holdout_domain``: ``split="train"`` is every other domain, ``split="test"`` that domain
   only; without it a 75/25 split stratified by (class, domain).
+- ``clutter_digits``: the same handwriting rendered into 32×32 RGB scenes with nuisances (background
+  photographs, gratings, blotches and gradients, clutter fragments, position, scale, rotation, shear,
+  colour) and four stroke-style domains (:mod:`gcalib.clutter`); split 75/25 by handwriting sample.
+  Generated from ``seed`` (option, default 0) in seconds and cached in ``root/clutter_digits/``. The
+  train split carries ``renderings`` (option, default 8) renderings of every sample for
+  ``views="rendered"``; its images are the first rendering. Option ``holdout_domain``: train on the
+  train split's samples of the other domains, test on every sample of that domain.
 - ``cifar10``, ``cifar100``, ``svhn`` (files in ``root/svhn``), ``stl10``: torchvision's parsers,
   loaded into memory. With ``download=False`` the files must exist (their MD5 sums are not
   checked; parse failures are reported); ``download=True`` lets torchvision fetch and verify them.
@@ -52,8 +59,8 @@ __all__ = [
     "load_dataset", "stratified_split",
 ]
 
-DATASETS = ("digits", "digits_domains", "cifar10", "cifar100", "svhn", "stl10", "imagefolder",
-            "cifar10c", "domainfolder")
+DATASETS = ("digits", "digits_domains", "clutter_digits", "cifar10", "cifar100", "svhn", "stl10",
+            "imagefolder", "cifar10c", "domainfolder")
 DIGITS_DOMAINS = ("plain", "rotated", "inverted_colour", "blur_noise")
 CIFAR10C_CORRUPTIONS = (
     "gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "defocus_blur", "glass_blur",
@@ -442,12 +449,16 @@ def _load_digits(root: Path, split: str, download: bool) -> ImageDataset:
                         name="digits", split=split)
 
 
-def _holdout_split(name: str, domains: torch.Tensor, domain_names: Sequence[str],
-                   holdout_domain: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _domain_index(name: str, domain_names: Sequence[str], holdout_domain: str) -> int:
     if holdout_domain not in domain_names:
         raise ValueError(f"holdout_domain={holdout_domain!r} is not a domain of {name}; expected "
                          f"one of {list(domain_names)}")
-    held = domains == list(domain_names).index(holdout_domain)
+    return list(domain_names).index(holdout_domain)
+
+
+def _holdout_split(name: str, domains: torch.Tensor, domain_names: Sequence[str],
+                   holdout_domain: str) -> tuple[torch.Tensor, torch.Tensor]:
+    held = domains == _domain_index(name, domain_names, holdout_domain)
     return torch.nonzero(~held).flatten(), torch.nonzero(held).flatten()
 
 
@@ -462,6 +473,33 @@ def _load_digits_domains(root: Path, split: str, download: bool, *,
     return ImageDataset(labels[idx], images=images[idx], domains=domains[idx],
                         domain_names=DIGITS_DOMAINS, classes=[str(k) for k in range(10)],
                         mean=mean, std=std, name="digits_domains", split=split)
+
+
+def _load_clutter_digits(root: Path, split: str, download: bool, *, seed: int = 0, renderings: int = 8,
+                         holdout_domain: Optional[str] = None) -> ImageDataset:
+    from .clutter import CLUTTER_DOMAINS, cached_clutter_digits
+
+    check_int("seed", seed, 0)
+    check_int("renderings", renderings, 2)
+    held_out = None if holdout_domain is None else _domain_index("clutter_digits", CLUTTER_DOMAINS, holdout_domain)
+    arrays = cached_clutter_digits(root, seed, renderings)
+    n_train = len(arrays.train_labels)
+    images = torch.cat([arrays.train_renderings[:, 0], arrays.test_images])
+    labels = torch.cat([arrays.train_labels, arrays.test_labels])
+    domains = torch.cat([arrays.train_domains, arrays.test_domains])
+    is_train = torch.arange(len(labels)) < n_train
+    mean, std = _channel_stats(images[is_train])
+    if held_out is None:
+        keep = is_train if split == "train" else ~is_train
+    else:
+        # Train on the train split's samples of the other domains; test on every sample of the held-out one.
+        held = domains == held_out
+        keep = (is_train & ~held) if split == "train" else held
+    idx = torch.nonzero(keep).flatten()
+    return ImageDataset(labels[idx], images=images[idx], domains=domains[idx], domain_names=CLUTTER_DOMAINS,
+                        classes=[str(k) for k in range(10)], mean=mean, std=std,
+                        renderings=arrays.train_renderings[idx] if split == "train" else None,
+                        name="clutter_digits", split=split)
 
 
 # ---- torchvision datasets ----------------------------------------------------------------------
@@ -665,6 +703,7 @@ def _load_domainfolder(root: Path, split: str, download: bool, *, dataset: str =
 _LOADERS: dict[str, Callable[..., ImageDataset]] = {
     "digits": _load_digits,
     "digits_domains": _load_digits_domains,
+    "clutter_digits": _load_clutter_digits,
     "cifar10": functools.partial(_load_cifar, "cifar10"),
     "cifar100": functools.partial(_load_cifar, "cifar100"),
     "svhn": _load_svhn,
