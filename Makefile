@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test test-fast bench demo notebooks clean
+.PHONY: install test test-fast test-headless bench demo notebooks clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,11 @@ demo: $(STAMP)
 
 notebooks: $(STAMP)
 	mkdir -p notebooks/_executed
-	$(PY) -m jupyter nbconvert --to notebook --execute --output-dir notebooks/_executed notebooks/[0-9]*.ipynb
+	$(PY) -m jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=600 \
+		--output-dir notebooks/_executed notebooks/[0-9]*.ipynb
+
+test-headless: $(STAMP)
+	$(PY) tests/headless.py
 
 clean:
 	rm -rf notebooks/_executed benchmarks/results runs .pytest_cache
