@@ -75,10 +75,12 @@ def execute(source: Path, target: Path) -> None:
 
 
 def nbclient_command(source: Path, target: Path) -> list[str]:
+    """The command that executes ``source`` into ``target`` with nbclient (see :func:`execute`)."""
     return [sys.executable, str(Path(__file__).resolve()), "--execute", str(source), str(target)]
 
 
 def papermill_command(source: Path, target: Path) -> list[str]:
+    """The command that executes ``source`` into ``target`` with papermill, in the notebook's folder."""
     return [sys.executable, "-m", "papermill", str(source), str(target), "--cwd", str(source.parent),
             "--no-progress-bar", "--log-level", "WARNING"]
 

@@ -1,6 +1,8 @@
 """Headless execution of widget notebooks: no cell waits for a timeout (the full check: make test-headless)."""
 import base64
 import statistics
+import sys
+import time
 
 import nbformat
 import pytest
@@ -30,6 +32,15 @@ def test_widget_notebooks_are_found_by_their_explorer_calls():
 def test_verdict_flags_runs_at_the_limit_and_slower_than_three_medians():
     assert headless.verdict([10.0, 29.0, None], 10.0, 60.0) == ["run 3 hit the 60 s limit"]
     assert headless.verdict([10.0, 31.0], 10.0, 60.0) == ["run 2 took 31.0 s > 3 × median 10.0 s"]
+
+
+def test_timed_run_kills_a_run_past_the_limit_and_reports_failures():
+    started = time.monotonic()
+    assert headless.timed_run([sys.executable, "-c", "import time; time.sleep(60)"], 1.0) is None
+    assert time.monotonic() - started < 10
+    assert headless.timed_run([sys.executable, "-c", "pass"], 30.0) > 0
+    with pytest.raises(RuntimeError, match="boom"):
+        headless.timed_run([sys.executable, "-c", "raise SystemExit('boom')"], 30.0)
 
 
 @pytest.mark.slow
