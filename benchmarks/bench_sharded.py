@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import tempfile
 import time
@@ -32,14 +31,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from .bench_memory import MIB, _status_kib
 from .timing import set_threads, write_json
 
-MIB = 2 ** 20
 MODES = ("replicated", "sharded")
-
-
-def _status_kib(field: str) -> int:
-    return int(re.search(rf"{field}:\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
 
 
 def _views(samples: int, dim: int, seed: int, device: torch.device) -> list[torch.Tensor]:

@@ -231,17 +231,30 @@ def _resolve_target(target: Optional[torch.Tensor], batch_size: int, n_views: in
 def _sharded_loss(z: torch.Tensor, target: Optional[torch.Tensor], batch_size: int, n_views: int,
                   spec: LossSpec) -> torch.Tensor:
     """``shard_plan=True``: this process's rows of the plan over the gathered batch (``batch_size`` samples)."""
-    from .distributed import world_size
+    from .distributed import all_ranks, world_size
     from .sharded_loss import shard_rows, sharded_gca_loss
 
     rows = shard_rows(batch_size // world_size(), n_views, device=z.device)
-    if target is not None:
-        if isinstance(target, torch.Tensor) and target.requires_grad:
-            raise ValueError("target must not require grad with shard_plan=True (the row-sharded loss does not "
-                             "differentiate the target), got a tensor with requires_grad=True; pass target.detach()")
-        target = _resolve_target(target, batch_size, n_views, z, rows)
-        target = target / target.sum(dim=1, keepdim=True)
+    error = None
+    try:
+        if target is not None:
+            target = _resolve_target_rows(target, batch_size, n_views, z, rows)
+    except (TypeError, ValueError) as caught:
+        error = caught
+    if not all_ranks(error is None, z.device):  # every rank raises rather than waiting for the others
+        raise error or ValueError("target is invalid on another process (the error is raised there); every "
+                                  "process must pass valid rows of the global target (or target=None on all)")
     return sharded_gca_loss(z, target, rows, n_views, spec)
+
+
+def _resolve_target_rows(target: torch.Tensor, batch_size: int, n_views: int, like: torch.Tensor,
+                         rows: torch.Tensor) -> torch.Tensor:
+    """The validated, row-normalised rows ``rows`` of a target over the gathered batch."""
+    if isinstance(target, torch.Tensor) and target.requires_grad:
+        raise ValueError("target must not require grad with shard_plan=True (the row-sharded loss does not "
+                         "differentiate the target), got a tensor with requires_grad=True; pass target.detach()")
+    target = _resolve_target(target, batch_size, n_views, like, rows)
+    return target / target.sum(dim=1, keepdim=True)
 
 
 def scored_plan(z: torch.Tensor, spec: LossSpec) -> tuple[torch.Tensor, torch.Tensor]:

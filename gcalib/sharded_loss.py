@@ -11,14 +11,25 @@ like n²/W. Row half-steps, the final row projection and the divergences' row su
 maximises over rows is combined with ``torch.distributed.all_reduce`` (:data:`ACROSS_PROCESSES`):
 
 * forward, per Sinkhorn iteration: **one** all-reduce (sum) of n floats, the column half-step's
-  ``Mᵀ·x`` (the first reference is built at a row step, so its column maxima are never needed); per call,
-  two all-reduces of the validity flags of the fast half-steps (n_iter + 1 floats at most) and one scalar
-  (the loss ``Σ_k ℓ_k``, so every process returns the same global value);
-* backward, per iteration: one all-reduce (sum) of n floats, the adjoint of ``γ`` through a row half-step;
-  per call, one of n floats (the divergences' adjoint of ``γ``) and one scalar (the incoming gradients);
+  ``Mᵀ·x`` (the first reference is built at a row step, so column maxima are not needed on this path).
+  Per call besides: the gathers of the V views (:func:`gcalib.distributed.all_gather_with_grad`), one
+  scalar agreeing that every process's target is valid, two all-reduces of the fast half-steps' validity
+  flags (n_iter + 1 floats at most) and one scalar, the loss ``Σ_k ℓ_k`` (every process returns the same
+  global value);
+* backward, per iteration: at most one all-reduce (sum) of n floats, the adjoint of ``γ`` through a row
+  half-step. Per call besides: one of n floats (the divergences' adjoint of ``γ``), one scalar (the incoming
+  gradients) and the all-reduce of the gathered views' gradient (n × d, in ``all_gather_with_grad``);
 * only when a fast half-step fails its validity check (small ε): one flag all-reduce per half-step from
   there on, and for each column half-step redone in the log domain two all-reduces of n floats (column
-  maxima and sums), again in the backward when that reference is rebuilt.
+  maxima and sums), the maxima again in the backward when that reference is rebuilt.
+
+Targets: ``target=None`` gives the positive pairs as index lists (never an n × n matrix); a custom target is
+passed by each process as its rows of the global plan, shape (n/W, n), validated on every process::
+
+    loss_fn = make_loss("gca_uot", gather_distributed=True, shard_plan=True)
+    rows = shard_rows(batch_size)                                       # this process's rows
+    target = domain_plan(gather_nograd(domains), 0.2, 0.0, rows=rows)   # (n/W, n), not (n, n)
+    loss = loss_fn(z1, z2, target=target)                               # the global loss, on every process
 
 Gradient: the backward returns process k's share of ``∂L/∂z`` for the gathered ``z`` (``L̄_{R_k}·z`` on
 rows ``R_k`` plus ``L̄_{R_k}ᵀ·z_{R_k}``) times the incoming gradients summed over processes. The backward of

@@ -232,8 +232,10 @@ def _error_runs(r: int) -> dict:
     ids = gdist.gather_nograd(ids)
     loss_fn = make_loss("gca_ince", gather_distributed=True, shard_plan=True)
     errors = {}
-    for label, target in (("full-target", plans.from_labels(ids)),
-                          ("grad-target", plans.from_labels(ids, rows=shard_rows(B)).requires_grad_())):
+    own = plans.from_labels(ids, rows=shard_rows(B))
+    one_bad = own.clone().fill_(-1.0) if r == 1 else own
+    for label, target in (("full-target", plans.from_labels(ids)), ("grad-target", own.clone().requires_grad_()),
+                          ("one-rank-bad", one_bad)):
         with pytest.raises(ValueError) as info:
             loss_fn(*views, target=target)
         errors[label] = str(info.value)
@@ -317,6 +319,9 @@ def test_bad_sharded_targets_raise_on_every_rank(ranks):
         assert f"target must have shape ({2 * B}, {n}) with shard_plan=True" in res["errors"]["full-target"]
         assert f"got ({n}, {n})" in res["errors"]["full-target"]
         assert "target must not require grad with shard_plan=True" in res["errors"]["grad-target"]
+    assert "target must be non-negative" in ranks[1]["errors"]["one-rank-bad"]
+    for res in ranks[:1] + ranks[2:]:
+        assert "target is invalid on another process" in res["errors"]["one-rank-bad"]
 
 
 def test_shard_plan_without_process_group_raises():
