@@ -52,15 +52,15 @@ def _add_training_flags(p: argparse.ArgumentParser, defaults: PretrainConfig) ->
     g.add_argument("--max-train-samples", type=int, default=None, help="pretrain on the first N train samples only")
     g.add_argument("--holdout-domain", default=None,
                    help="leave this domain out of the train split (multi-domain datasets)")
-    g.add_argument("--aug", default=defaults.augmentation, choices=AUGMENTATIONS,
-                   help="view augmentation (default %(default)s)")
+    g.add_argument("--aug", default=None, choices=AUGMENTATIONS,
+                   help=f"view augmentation (default: the dataset's recipe, else {defaults.augmentation})")
     g.add_argument("--strength", type=float, default=defaults.strength,
                    help="colour-jitter strength s (default %(default)s)")
     g.add_argument("--blur", action="store_true", help="add Gaussian blur to the views")
     g.add_argument("--n-views", type=int, default=defaults.n_views, help="views per sample (default %(default)s)")
-    g.add_argument("--views", default=defaults.views, choices=VIEWS,
+    g.add_argument("--views", default=None, choices=VIEWS,
                    help="augment: augmentations of one image; rendered: distinct renderings of the sample, each "
-                        "augmented (datasets with renderings) (default %(default)s)")
+                        f"augmented (datasets with renderings) (default: the dataset's recipe, else {defaults.views})")
     g.add_argument("--corrupt-pairs", type=float, default=defaults.corrupt_pairs, metavar="P",
                    help="probability that views 2..V of a sample come from another sample (default %(default)s)")
     g = p.add_argument_group("model")
@@ -139,10 +139,11 @@ def _config(args: argparse.Namespace, loss: str, seed: int, out_dir: Optional[st
     elif any(getattr(args, flag) is not None for flag, _, _ in _LOSS_FLAGS):
         raise _UsageError("loss hyper-parameter flags (--eps, --n-iter, ...) do not apply to byol")
     options = {} if args.holdout_domain is None else {"holdout_domain": args.holdout_domain}
-    return PretrainConfig(
-        dataset=args.dataset, root=args.root, download=args.download, dataset_options=options,
-        max_train_samples=args.max_train_samples, n_views=args.n_views, views=args.views,
-        corrupt_pairs=args.corrupt_pairs, augmentation=args.aug,
+    # Flags left unset fall back to the dataset's recipe, then to PretrainConfig's defaults.
+    given = {name: value for name, value in (("views", args.views), ("augmentation", args.aug)) if value is not None}
+    return PretrainConfig.for_dataset(
+        args.dataset, root=args.root, download=args.download, dataset_options=options,
+        max_train_samples=args.max_train_samples, n_views=args.n_views, corrupt_pairs=args.corrupt_pairs, **given,
         strength=args.strength, blur=args.blur, arch=args.arch, projector_hidden_dim=args.projector_hidden,
         projector_out_dim=args.projector_out, loss=loss, loss_params=loss_params, target=args.target, alpha=args.alpha,
         beta=args.beta, optimizer=args.optimizer, lr=args.lr, momentum=args.momentum, weight_decay=args.wd,

@@ -50,9 +50,10 @@ __all__ = [
 ]
 
 DEFAULT_ALPHA_MINUS_BETA = (-0.5, -0.2, -0.1, 0.0, 0.1, 0.2, 0.5)
-# Training settings of the sweep unless overridden (the rest are PretrainConfig's defaults): sized so
-# that the default sweep (7 values x 1 seed on digits_domains) fits in 10 minutes on a 2-core CPU.
-SWEEP_DEFAULTS: dict[str, Any] = {"epochs": 5, "checkpoint_every": 0}
+# Training settings of the sweep unless overridden (the rest are the dataset's recipe and PretrainConfig's
+# defaults): sized so that the default sweep (7 values x 1 seed on clutter_digits) fits in 10 minutes on a
+# 2-core CPU.
+SWEEP_DEFAULTS: dict[str, Any] = {"epochs": 10, "checkpoint_every": 0}
 # (metric key of evaluate_run, label in tables and figures)
 SWEEP_METRICS = (("domain_acc", "domain accuracy"), ("linear_acc", "class accuracy"),
                  ("heldout_domain_acc", "held-out-domain class accuracy"))
@@ -294,7 +295,7 @@ def random_init_reference(setup, test_set, seed: int, probe_Cs: Optional[Sequenc
 
 
 def domain_sweep(
-    dataset: str = "digits_domains",
+    dataset: str = "clutter_digits",
     alpha_minus_beta: Sequence[float] = DEFAULT_ALPHA_MINUS_BETA,
     seeds: Sequence[int] = (0,),
     out_dir: Union[str, Path, None] = None,
@@ -345,8 +346,8 @@ def domain_sweep(
         for seed in seeds:
             run_dir = None if out is None else str(out / _run_name(d, seed))
             try:
-                config = PretrainConfig(dataset=dataset, target="domain", alpha=alpha, beta=beta, seed=seed,
-                                        out_dir=run_dir, evaluate=False, **settings)
+                config = PretrainConfig.for_dataset(dataset, target="domain", alpha=alpha, beta=beta, seed=seed,
+                                                    out_dir=run_dir, evaluate=False, **settings)
             except TypeError as error:
                 if "unexpected keyword argument" in str(error):
                     raise TypeError(f"unknown training override in {sorted(overrides)}: {error}") from None
@@ -454,7 +455,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     "every alpha-beta (alpha = base + max(d, 0), beta = base + max(-d, 0)) and seed; report domain "
                     "accuracy, class accuracy and held-out-domain class accuracy; write DIR/sweep.json, sweep.txt, "
                     "sweep.png.")
-    p.add_argument("--dataset", default="digits_domains", choices=DATASETS,
+    p.add_argument("--dataset", default="clutter_digits", choices=DATASETS,
                    help="a dataset with domain labels (default %(default)s)")
     p.add_argument("--root", default=None, help="data directory (default: $GCALIB_DATA, else ./data)")
     p.add_argument("--image-size", type=int, default=None,

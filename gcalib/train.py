@@ -232,7 +232,7 @@ def prepare(config: PretrainConfig) -> PreparedRun:
                          f"{len(pretrain_set) // world}")
     if config.target == "domain" and getattr(train_set, "domains", None) is None:
         raise ValueError(f"target='domain' needs a dataset with domain labels; {label!r} has none "
-                         f"(try digits_domains or domainfolder)")
+                         f"(try clutter_digits, digits_domains or domainfolder)")
     if config.views == "rendered":
         _check_renderings(train_set, config.n_views, label)
     transform = make_view_transform(config.augmentation, train_set.image_size, train_set.mean, train_set.std,

@@ -63,8 +63,24 @@ def test_pretrain_flags_for_views_and_broken_pairs_reach_the_config():
                                       "--out", "x"])
     config = _config(args, args.loss, args.seed, args.out)
     assert (config.n_views, config.views, config.corrupt_pairs) == (3, "rendered", 0.25)
-    defaults = build_parser().parse_args(["compare"])
+    args = build_parser().parse_args(["compare"])
+    defaults = _config(args, "infonce", 0, None)
     assert (defaults.n_views, defaults.views, defaults.corrupt_pairs) == (2, "augment", 0.0)
+
+
+@pytest.mark.parametrize("argv, loss, expected", [
+    ([], "gca_uot", ("rendered", "none", {"eps": 0.2})),
+    (["--aug", "simclr", "--views", "augment", "--eps", "0.5"], "infonce", ("augment", "simclr", {"eps": 0.5})),
+    (["--n-iter", "3"], "gca_ince", ("rendered", "none", {"eps": 0.2, "n_iter": 3})),
+    ([], "byol", ("rendered", "none", {})),
+])
+def test_dataset_recipe_fills_the_flags_left_unset(argv, loss, expected):
+    from gcalib.cli import _config, build_parser
+
+    args = build_parser().parse_args(["compare", "--dataset", "clutter_digits", *argv])
+    config = _config(args, loss, 0, None)
+    assert (config.views, config.augmentation, config.loss_params) == expected
+    assert config.loss == loss
 
 
 def test_compare_function_takes_dataset_objects(tmp_path):

@@ -230,7 +230,7 @@ def test_cli_parses_negative_value_lists_and_seed_counts():
     args = _parser().parse_args(["domain-sweep", "--alpha-minus-beta", "-0.5,-0.2,-0.1,0,0.1,0.2,0.5",
                                  "--seeds", "3", "--out", "somewhere"])
     assert args.alpha_minus_beta == [-0.5, -0.2, -0.1, 0.0, 0.1, 0.2, 0.5]
-    assert args.seeds == [0, 1, 2] and args.out == "somewhere" and args.dataset == "digits_domains"
+    assert args.seeds == [0, 1, 2] and args.out == "somewhere" and args.dataset == "clutter_digits"
     args = _parser().parse_args(["domain-sweep", "--alpha-minus-beta", "-.5,.5", "--seeds", "4,7"])
     assert args.alpha_minus_beta == [-0.5, 0.5] and args.seeds == [4, 7]
     defaults = _parser().parse_args(["domain-sweep"])
@@ -255,7 +255,7 @@ def test_cli_usage_errors_from_the_sweep_exit_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         args.handler(args)
     assert exit_info.value.code == 2
-    assert "'digits' has none (try digits_domains or domainfolder)" in capsys.readouterr().err
+    assert "'digits' has none (try clutter_digits, digits_domains or domainfolder)" in capsys.readouterr().err
     args = _parser().parse_args(["domain-sweep", "--alpha-minus-beta", "0.1,0.1"])
     with pytest.raises(SystemExit):
         args.handler(args)
@@ -263,7 +263,7 @@ def test_cli_usage_errors_from_the_sweep_exit_2(tmp_path, capsys):
     args = _parser().parse_args(["domain-sweep", "--image-size", "64", "--out", str(tmp_path / "y")])
     with pytest.raises(SystemExit):
         args.handler(args)
-    assert "unknown option(s) ['image_size'] for dataset digits_domains" in capsys.readouterr().err
+    assert "unknown option(s) ['image_size'] for dataset clutter_digits" in capsys.readouterr().err
 
 
 def test_cli_runs_a_tiny_sweep(tree, tmp_path, capsys):
