@@ -161,8 +161,7 @@ def compare(config: PretrainConfig, losses: Sequence[str] = DEFAULT_COMPARE_LOSS
     evaluate them beside the reference rows (see the module docstring).
 
     ``config`` gives everything but the method and the seed (runs always evaluate); its ``loss_params`` apply
-    to the plan losses
-    (``byol`` has none: a ``ValueError`` if both are given). With a dataset object, ``config.test_dataset``
+    to the plan losses (``byol``, which has no plan loss, runs without them). With a dataset object, ``config.test_dataset``
     is the evaluation split. Each run gets ``checkpoint_every=0`` and, with ``out_dir``, writes its
     pretrain outputs to ``out_dir/<method>/seed<seed>/``; the comparison then writes ``compare.json`` and
     ``compare.png`` there. Every run is prepared (and its data checked) before the first one trains.
@@ -173,9 +172,6 @@ def compare(config: PretrainConfig, losses: Sequence[str] = DEFAULT_COMPARE_LOSS
     if not isinstance(config, PretrainConfig):
         raise TypeError(f"config must be a PretrainConfig, got {type(config).__name__}")
     losses, seeds = _check_losses(losses), check_seeds(seeds)
-    if "byol" in losses and config.loss_params:
-        raise ValueError(f"loss_params {config.loss_params!r} do not apply to byol (it has no plan loss); compare "
-                         f"byol in a separate call or drop loss_params")
     out = None if out_dir is None else Path(out_dir)
     runs = {}
     for loss in losses:
