@@ -1,4 +1,4 @@
-"""Command line interface: ``python -m gcalib pretrain|compare|domain-sweep``.
+"""Command line interface: ``python -m gcalib pretrain|compare|robustness|domain-sweep``.
 
 * ``pretrain --dataset D --loss L [...] --out DIR`` trains one encoder and writes DIR/metrics.json
   (linear_acc, knn_acc, alignment, uniformity, epoch_time_s, domain metrics when the dataset has
@@ -7,6 +7,9 @@
   seed with the same settings and prints one table (mean ± std over seeds), with a random-init encoder
   and the raw pixels as reference rows; DIR/compare.json and DIR/compare.png hold the same
   (:func:`gcalib.compare.compare`, which also takes dataset objects).
+* ``robustness --settings s,... [...] --out DIR`` runs ``compare`` once per setting of
+  :data:`gcalib.robustness.ROBUSTNESS_SETTINGS` (broken positives, extreme views) and prints methods × settings
+  tables; DIR/robustness.json holds the grid.
 
 ``domain-sweep`` is registered by :func:`gcalib.sweep.register`.
 
@@ -25,6 +28,7 @@ from typing import Optional, Sequence
 
 from . import distributed
 from .compare import DEFAULT_COMPARE_LOSSES, TABLE_METRICS, compare, format_table, method_names
+from .robustness import ROBUSTNESS_SETTINGS, robustness, robustness_table
 from .config import LR_SCALINGS, OPTIMIZERS, PRECISIONS, TARGETS, VIEWS, PretrainConfig
 from .train import NonFiniteLossError, prepare, pretrain
 
@@ -95,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = PretrainConfig()
     parser = argparse.ArgumentParser(prog="python -m gcalib", description="Generalized Contrastive Alignment: "
                                      "pretrain encoders with OT-based contrastive losses and compare them.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{pretrain,compare,domain-sweep}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{pretrain,compare,robustness,domain-sweep}")
     p = sub.add_parser("pretrain", help="pretrain one encoder and evaluate it",
                        description="Pretrain one encoder, evaluate it, and write metrics, history, checkpoints "
                                    "and curves to --out.")
@@ -123,6 +127,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="N for seeds 0..N-1, or a comma-separated list such as 0,3,7 (default %(default)s)")
     _add_training_flags(c, defaults)
     c.add_argument("--out", default="runs/compare", help="output directory (default %(default)s)")
+    r = sub.add_parser("robustness", help="compare methods under broken positives and extreme views",
+                       description="Run compare once per setting (the configured views; --corrupt-pairs 0.2 and "
+                                   "0.4; the views large_erase, strong_crop, brightness) and print methods x "
+                                   "settings tables; write DIR/robustness.json and one comparison per setting. "
+                                   "Settings already in DIR with the same configuration are read back.")
+    r.add_argument("--losses", default=",".join(DEFAULT_COMPARE_LOSSES),
+                   help="comma-separated methods (default %(default)s)")
+    r.add_argument("--seeds", default="3",
+                   help="N for seeds 0..N-1, or a comma-separated list such as 0,3,7 (default %(default)s)")
+    r.add_argument("--settings", default=",".join(ROBUSTNESS_SETTINGS),
+                   help="comma-separated settings (default %(default)s)")
+    _add_training_flags(r, defaults)
+    r.add_argument("--out", default="runs/robustness", help="output directory (default %(default)s)")
     from .sweep import register
 
     register(sub)
@@ -193,6 +210,15 @@ def _parse_losses(text: str) -> list[str]:
     return names
 
 
+def _parse_settings(text: str) -> dict[str, dict]:
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [n for n in names if n not in ROBUSTNESS_SETTINGS]
+    if not names or unknown:
+        raise _UsageError(f"--settings got unknown name(s) {unknown or text!r}; valid: "
+                          f"{', '.join(ROBUSTNESS_SETTINGS)}")
+    return {name: ROBUSTNESS_SETTINGS[name] for name in names}
+
+
 def _prepare(args: argparse.Namespace, loss: str, seed: int, out_dir: str, **extra):
     """Build and :func:`prepare` a config; every problem found before training is a usage error."""
     try:
@@ -228,6 +254,20 @@ def _run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_robustness(args: argparse.Namespace) -> int:
+    """``robustness``: :func:`gcalib.robustness.robustness` with the command line's settings, then the tables."""
+    losses, seeds, settings = _parse_losses(args.losses), _parse_seeds(args.seeds), _parse_settings(args.settings)
+    try:
+        grid = robustness(_config(args, losses[0], seeds[0], None), settings, losses, seeds, args.out)
+    except (ValueError, TypeError, FileNotFoundError) as error:
+        raise _UsageError(str(error)) from error
+    for metric, label in (("linear_acc", "linear probe"), ("knn_acc_k20", "kNN k=20")):
+        print(f"\n{args.dataset}, {label}: mean ± std over {len(seeds)} seed(s), {args.epochs} epochs each\n"
+              f"{robustness_table(grid, metric)}")
+    print(f"wrote {Path(args.out) / 'robustness.json'}")
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point; returns the exit status (argparse exits with 2 on its own usage errors)."""
     parser = build_parser()
@@ -236,9 +276,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command != "pretrain" and distributed.env_world_size() > 1:
             raise _UsageError(f"{args.command} runs in one process; under torchrun (WORLD_SIZE="
                               f"{distributed.env_world_size()}) use `python -m gcalib pretrain`")
-        if args.command not in ("pretrain", "compare"):
+        if args.command not in ("pretrain", "compare", "robustness"):
             return args.handler(args)
-        return {"pretrain": _run_pretrain, "compare": _run_compare}[args.command](args)
+        return {"pretrain": _run_pretrain, "compare": _run_compare, "robustness": _run_robustness}[args.command](args)
     except _UsageError as error:
         parser.error(str(error))
     except NonFiniteLossError as error:

@@ -103,7 +103,8 @@ def _photos() -> torch.Tensor:
     """scikit-learn's two sample photographs, halved by 2×2 averaging: float (2, 3, 213, 320) in [0, 1]."""
     from sklearn.datasets import load_sample_images
 
-    images = [torch.from_numpy(image.copy()).permute(2, 0, 1).float().div(255.0) for image in load_sample_images().images]
+    images = [torch.from_numpy(image.copy()).permute(2, 0, 1).float().div(255.0)
+              for image in load_sample_images().images]
     return F.avg_pool2d(torch.stack(images), 2)
 
 

@@ -19,7 +19,8 @@ from typing import Optional, Sequence, Union
 from .config import PretrainConfig
 from .validation import check_choice, check_sequence
 
-__all__ = ["DEFAULT_COMPARE_LOSSES", "TABLE_METRICS", "CompareResult", "compare", "format_table", "method_names"]
+__all__ = ["DEFAULT_COMPARE_LOSSES", "TABLE_METRICS", "CompareResult", "compare", "format_table", "mean_std_text",
+           "method_names"]
 
 DEFAULT_COMPARE_LOSSES = ("infonce", "gca_ince", "gca_rince", "gca_uot", "byol")
 TABLE_METRICS = (("linear_acc", "linear"), ("knn_acc_k20", "kNN k=20"), ("knn_acc_k200", "kNN k=200"),
@@ -34,7 +35,9 @@ def method_names() -> tuple[str, ...]:
     return tuple(LOSSES) + ("byol",)
 
 
-def _fmt(values: Sequence[float]) -> str:
+def mean_std_text(values: Sequence[Optional[float]]) -> str:
+    """``"mean ± sample std"`` of the values that are not None or NaN (3 decimals; the mean alone for one
+    value, ``"-"`` for none)."""
     values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     if not values:
         return "-"
@@ -50,7 +53,7 @@ def format_table(runs: dict[str, list[dict]]) -> str:
     columns = [(key, label) for key, label in TABLE_METRICS if any(key in m for ms in runs.values() for m in ms)]
     cells = [["method", "seeds"] + [label for _, label in columns]]
     for name, metrics in runs.items():
-        cells.append([name, str(len(metrics))] + [_fmt([m.get(key) for m in metrics]) for key, _ in columns])
+        cells.append([name, str(len(metrics))] + [mean_std_text([m.get(k) for m in metrics]) for k, _ in columns])
     widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -161,8 +164,8 @@ def compare(config: PretrainConfig, losses: Sequence[str] = DEFAULT_COMPARE_LOSS
     evaluate them beside the reference rows (see the module docstring).
 
     ``config`` gives everything but the method and the seed (runs always evaluate); its ``loss_params`` apply
-    to the plan losses (``byol``, which has no plan loss, runs without them). With a dataset object, ``config.test_dataset``
-    is the evaluation split. Each run gets ``checkpoint_every=0`` and, with ``out_dir``, writes its
+    to the plan losses (``byol``, which has no plan loss, runs without them). With a dataset object,
+    ``config.test_dataset`` is the evaluation split. Each run gets ``checkpoint_every=0`` and, with ``out_dir``, writes its
     pretrain outputs to ``out_dir/<method>/seed<seed>/``; the comparison then writes ``compare.json`` and
     ``compare.png`` there. Every run is prepared (and its data checked) before the first one trains.
     """
