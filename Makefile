@@ -23,7 +23,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks
 
 demo: $(STAMP)
-	$(PY) -m gcalib compare --dataset digits --out runs/demo
+	$(PY) -m gcalib compare --dataset clutter_digits --out runs/demo
 
 notebooks: $(STAMP)
 	mkdir -p notebooks/_executed
