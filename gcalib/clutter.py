@@ -26,7 +26,7 @@ Every random number comes from one seeded ``torch.Generator`` on the CPU, so the
 digits dataset), and clutter fragments come from the scene's own split, so no test stroke is seen in
 training. Each train sample is rendered ``renderings`` times (independent nuisances, same domain):
 two of them form a *rendered view* pair; the first is its evaluation image. Each test sample is rendered
-once. The design and the reasons for each range are written up in ``data/README.md``.
+twice: the first is its test image, the pair measures alignment under rendered views. The design and the reasons for each range are written up in ``data/README.md``.
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ SCENE_SIZE = 32
 CLUTTER_DOMAINS = ("solid", "outline", "shadow", "striped")
 BACKGROUNDS = ("photo", "grating", "blotches", "gradient")
 MIN_CONTRAST = 0.35
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 _CHUNK = 2048
 
 
@@ -289,17 +289,23 @@ def render_scenes(strokes: torch.Tensor, styles: torch.Tensor, clutter_pool: tor
 @dataclass(frozen=True)
 class ClutterArrays:
     """Both splits of ``clutter_digits``: ``train_renderings`` uint8 (N_train, K, 3, 32, 32),
-    ``test_images`` uint8 (N_test, 3, 32, 32), labels and domain ids of each, and the indices of the
+    ``test_renderings`` uint8 (N_test, 2, 3, 32, 32) (the first is the test image, the second serves to
+    measure how well two renderings align), labels and domain ids of each, and the indices of the
     handwriting samples in scikit-learn's digits (``train_samples``, ``test_samples``)."""
 
     train_renderings: torch.Tensor
     train_labels: torch.Tensor
     train_domains: torch.Tensor
     train_samples: torch.Tensor
-    test_images: torch.Tensor
+    test_renderings: torch.Tensor
     test_labels: torch.Tensor
     test_domains: torch.Tensor
     test_samples: torch.Tensor
+
+    @property
+    def test_images(self) -> torch.Tensor:
+        """The test image of each test sample: its first rendering."""
+        return self.test_renderings[:, 0]
 
 
 def _stroke_styles(labels: torch.Tensor, seed: int) -> torch.Tensor:
@@ -328,9 +334,10 @@ def clutter_digits_arrays(seed: int = 0, renderings: int = 8, design: SceneDesig
     repeated = train.repeat_interleave(renderings)
     train_scenes = render_scenes(strokes[repeated], domains[repeated], strokes[train], g, design)
     test_scenes = render_scenes(strokes[test], domains[test], strokes[test], g, design)
+    second_test_scenes = render_scenes(strokes[test], domains[test], strokes[test], g, design)
     return ClutterArrays(
         train_scenes.view(len(train), renderings, 3, SCENE_SIZE, SCENE_SIZE), labels[train], domains[train], train,
-        test_scenes, labels[test], domains[test], test,
+        torch.stack([test_scenes, second_test_scenes], 1), labels[test], domains[test], test,
     )
 
 
@@ -356,6 +363,7 @@ def cached_clutter_digits(root: Path, seed: int = 0, renderings: int = 8) -> Clu
             torch.save({field.name: getattr(arrays, field.name) for field in fields(arrays)}, handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(handle.name, 0o644)
         os.replace(handle.name, path)
     except OSError as error:
         warnings.warn(f"clutter_digits could not be cached in {path.parent} ({error}); it will be generated again "

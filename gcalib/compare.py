@@ -142,7 +142,8 @@ def _reference_rows(run, seeds: Sequence[int]) -> dict[str, list[dict]]:
 
     def evaluate(encoder, seed):
         return evaluate_encoder(encoder, run.train_set, test_set, view_transform=run.view_transform,
-                                device=run.device, seed=seed, workers=config.workers)
+                                device=run.device, seed=seed, workers=config.workers,
+                                rendered=config.views == "rendered")
 
     random_init = []
     for seed in seeds:

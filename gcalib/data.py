@@ -21,7 +21,7 @@ Names (``DATASETS``):
   colour) and four stroke-style domains (:mod:`gcalib.clutter`); split 75/25 by handwriting sample.
   Generated from ``seed`` (option, default 0) in seconds and cached in ``root/clutter_digits/``. The
   train split carries ``renderings`` (option, default 8) renderings of every sample for
-  ``views="rendered"``; its images are the first rendering. Option ``holdout_domain``: train on the
+  ``views="rendered"``, the test split two (for the alignment of rendered views); images are the first. Option ``holdout_domain``: train on the
   train split's samples of the other domains, test on every sample of that domain.
 - ``cifar10``, ``cifar100``, ``svhn`` (files in ``root/svhn``), ``stl10``: torchvision's parsers,
   loaded into memory. With ``download=False`` the files must exist (their MD5 sums are not
@@ -485,6 +485,8 @@ def _load_clutter_digits(root: Path, split: str, download: bool, *, seed: int = 
     arrays = cached_clutter_digits(root, seed, renderings)
     n_train = len(arrays.train_labels)
     images = torch.cat([arrays.train_renderings[:, 0], arrays.test_images])
+    # Two renderings of every sample (the train split's first two) for the test split.
+    pairs = torch.cat([arrays.train_renderings[:, :2], arrays.test_renderings])
     labels = torch.cat([arrays.train_labels, arrays.test_labels])
     domains = torch.cat([arrays.train_domains, arrays.test_domains])
     is_train = torch.arange(len(labels)) < n_train
@@ -498,7 +500,7 @@ def _load_clutter_digits(root: Path, split: str, download: bool, *, seed: int = 
     idx = torch.nonzero(keep).flatten()
     return ImageDataset(labels[idx], images=images[idx], domains=domains[idx], domain_names=CLUTTER_DOMAINS,
                         classes=[str(k) for k in range(10)], mean=mean, std=std,
-                        renderings=arrays.train_renderings[idx] if split == "train" else None,
+                        renderings=arrays.train_renderings[idx] if split == "train" else pairs[idx],
                         name="clutter_digits", split=split)
 
 

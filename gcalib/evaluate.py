@@ -134,16 +134,23 @@ def extract_view_features(
     device: Device = "cpu",
     seed: int = 0,
     workers: int = 0,
+    rendered: bool = False,
 ) -> torch.Tensor:
     """Features of ``n_views`` augmented views of every image: a tensor (n_views, N, D) on CPU.
 
-    The augmentations are drawn under ``seed`` (in ``workers`` loader processes seeded from it, or in
-    this process inside a forked RNG), so the caller's RNG state is unchanged.
+    With ``rendered`` the views are ``n_views`` distinct renderings of each sample (``dataset.renderings``),
+    each augmented, as in pretraining with ``views="rendered"``. The random draws happen under ``seed``
+    (in ``workers`` loader processes seeded from it, or in this process inside a forked RNG), so the caller's
+    RNG state is unchanged.
     """
     from .data import MultiViewDataset
 
     check_int("batch_size", batch_size, 1)
-    views = MultiViewDataset(dataset, view_transform, n_views=n_views)
+    renderings = getattr(dataset, "renderings", None) if rendered else None
+    if rendered and renderings is None:
+        raise ValueError(f"rendered=True needs a dataset with renderings (N, K >= {n_views}, C, H, W), got one "
+                         f"without: {dataset!r}")
+    views = MultiViewDataset(dataset, view_transform, n_views=n_views, renderings=renderings)
     loader = torch.utils.data.DataLoader(views, batch_size=batch_size, shuffle=False, num_workers=workers,
                                          generator=torch.Generator().manual_seed(seed))
     chunks = []
@@ -406,14 +413,17 @@ def evaluate_encoder(
     device: Device = "cpu",
     seed: int = 0,
     workers: int = 0,
+    rendered: bool = False,
 ) -> dict:
     """Extract frozen features of both splits (and two augmented views of test when ``view_transform`` is
-    given, for the alignment) and return :func:`evaluate_features`' metrics."""
+    given, for the alignment; two renderings of each test sample, each augmented, with ``rendered``) and
+    return :func:`evaluate_features`' metrics."""
     train = extract_features(encoder, train_set, batch_size, device)
     test = extract_features(encoder, test_set, batch_size, device)
     views = None
     if view_transform is not None:
-        views = extract_view_features(encoder, test_set, view_transform, 2, batch_size, device, seed, workers)
+        views = extract_view_features(encoder, test_set, view_transform, 2, batch_size, device, seed, workers,
+                                      rendered)
     return evaluate_features(
         train, test, test_views=views, ks=ks, domain_names=getattr(test_set, "domain_names", None), seed=seed
     )

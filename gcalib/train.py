@@ -603,7 +603,8 @@ def pretrain(config: Union[PretrainConfig, PreparedRun]) -> PretrainResult:
 
         test_set = load_test_set(config)
         metrics.update(evaluate_encoder(model.encoder, setup.train_set, test_set, view_transform=setup.view_transform,
-                                        device=setup.device, seed=config.seed, workers=config.workers))
+                                        device=setup.device, seed=config.seed, workers=config.workers,
+                                        rendered=config.views == "rendered"))
     if setup.out_dir is not None:
         write_json({**metrics, "config": config.to_dict()}, setup.out_dir / "metrics.json")
         write_json(trainer.history, setup.out_dir / "history.json")

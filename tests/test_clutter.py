@@ -49,7 +49,7 @@ def test_generated_arrays_are_a_function_of_the_seed_and_clutter_comes_from_the_
 
     monkeypatch.setattr(clutter, "render_scenes", recording)
     again = clutter.clutter_digits_arrays(seed=0, renderings=RENDERINGS)
-    for field in ("train_renderings", "test_images", "train_domains"):
+    for field in ("train_renderings", "test_renderings", "train_domains"):
         assert torch.equal(getattr(arrays, field), getattr(again, field))
     from sklearn.datasets import load_digits
 
@@ -72,8 +72,10 @@ def test_split_by_handwriting_sample(arrays):
     assert counts.max() - counts.min() <= 10
 
 
-def test_renderings_of_a_sample_differ_in_nuisances(arrays):
-    a, b = arrays.train_renderings[:, 0].float(), arrays.train_renderings[:, 1].float()
+@pytest.mark.parametrize("split", ["train_renderings", "test_renderings"])
+def test_renderings_of_a_sample_differ_in_nuisances(arrays, split):
+    renderings = getattr(arrays, split)
+    a, b = renderings[:, 0].float(), renderings[:, 1].float()
     per_sample = (a - b).abs().mean((1, 2, 3))
     assert per_sample.min() > 5  # grey levels: no two renderings of a sample are alike
     assert (per_sample > 30).float().mean() > 0.5
@@ -106,14 +108,16 @@ def test_load_dataset_splits_and_renderings(root):
     train = load_dataset("clutter_digits", "train", root=root, renderings=2)
     test = load_dataset("clutter_digits", "test", root=root, renderings=2)
     assert (len(train), len(test)) == (1346, 451)
-    assert train.renderings.shape == (1346, 2, 3, SCENE_SIZE, SCENE_SIZE) and test.renderings is None
-    assert torch.equal(train.images, train.renderings[:, 0])
+    assert train.renderings.shape == (1346, 2, 3, SCENE_SIZE, SCENE_SIZE)
+    assert test.renderings.shape == (451, 2, 3, SCENE_SIZE, SCENE_SIZE)
+    assert torch.equal(train.images, train.renderings[:, 0]) and torch.equal(test.images, test.renderings[:, 0])
     assert train.domain_names == list(CLUTTER_DOMAINS) and train.mean == test.mean
     held = load_dataset("clutter_digits", "test", root=root, renderings=2, holdout_domain="outline")
     rest = load_dataset("clutter_digits", "train", root=root, renderings=2, holdout_domain="outline")
     outline = CLUTTER_DOMAINS.index("outline")
     assert set(held.domains.tolist()) == {outline} and outline not in set(rest.domains.tolist())
     assert len(rest) == int((train.domains != outline).sum()) and rest.renderings.shape[0] == len(rest)
+    assert held.renderings.shape == (len(held), 2, 3, SCENE_SIZE, SCENE_SIZE)
 
 
 def test_cache_is_read_back_and_rewritten_when_corrupt(root, monkeypatch, tmp_path):

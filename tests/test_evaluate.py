@@ -247,3 +247,29 @@ def test_holdout_split_reports_heldout_accuracy_but_no_domain_probe():
     assert "domain_acc" not in metrics
     assert set(metrics["heldout_domain_acc_per_domain"]) == {"b"}
     assert metrics["heldout_domain_acc"] == metrics["linear_acc"]  # the same probe on the same split
+
+
+def test_rendered_view_features_are_two_distinct_renderings_of_each_sample():
+    import fixtures
+
+    dataset = fixtures.tagged_dataset(n=30, k=3)
+    view = make_view_transform("none", dataset.image_size, dataset.mean, dataset.std)
+
+    class FirstPixel(nn.Module):
+        """The (sample, rendering) tag of each view, read from its first pixel."""
+
+        def forward(self, x):
+            return (x[:, :2, 0, 0] * 255).round()
+
+    views = extract_view_features(FirstPixel(), dataset, view, 2, batch_size=7, seed=3, rendered=True)
+    assert views.shape == (2, 30, 2)
+    assert torch.equal(views[0, :, 0], torch.arange(30.0)) and torch.equal(views[1, :, 0], torch.arange(30.0))
+    assert (views[0, :, 1] != views[1, :, 1]).all() and (views[:, :, 1] < 3).all()
+    again = extract_view_features(FirstPixel(), dataset, view, 2, batch_size=30, seed=3, rendered=True)
+    assert torch.equal(views, again)
+    plain = extract_view_features(FirstPixel(), dataset, view, 2, seed=3)
+    assert (plain[:, :, 1] == 255).all()  # without rendered: the evaluation image twice
+    without = ImageDataset(dataset.labels, images=dataset.images, classes=dataset.classes, mean=dataset.mean,
+                           std=dataset.std)
+    with pytest.raises(ValueError, match="rendered=True needs a dataset with renderings"):
+        extract_view_features(FirstPixel(), without, view, 2, rendered=True)
