@@ -41,6 +41,7 @@ __all__ = [
     "plot_mass",
     "plot_embedding",
     "plot_alignment_uniformity",
+    "plot_robustness_grid",
     "Explorer",
     "sinkhorn_explorer",
     "loss_plan_explorer",
@@ -349,6 +350,72 @@ def plot_alignment_uniformity(
     if title is not None:
         ax.set_title(title)
     ax.grid(True, alpha=0.3)
+    return ax
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample std (0 for one value) of the finite values; (nan, nan) for none."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not finite:
+        return math.nan, math.nan
+    return float(np.mean(finite)), float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0
+
+
+def plot_robustness_grid(
+    grid: Mapping,
+    metric: str = "linear_acc",
+    ax: Optional[Axes] = None,
+    *,
+    settings: Optional[Sequence[str]] = None,
+    references: Sequence[str] = ("random-init", "raw-pixels"),
+    ylabel: Optional[str] = None,
+    title: Optional[str] = None,
+) -> Axes:
+    """A grid of :func:`gcalib.robustness.robustness` (``{"runs": {setting: {method: [metrics per seed]}}}``)
+    as grouped bars: one group per setting (those of ``settings`` present in the grid, default all, in grid
+    order), one bar per trained method at the mean of ``metric`` over seeds with a ±1 sample-std error bar,
+    and each row of ``references`` present as a dashed segment across its group (its mean over seeds).
+    Settings that lack a method leave its bar out."""
+    runs = grid.get("runs") if isinstance(grid, Mapping) else None
+    if not isinstance(runs, Mapping) or not runs:
+        raise ValueError("grid must be a robustness grid with a non-empty 'runs' mapping {setting: {method: [metrics]}}")
+    names = list(runs) if settings is None else [name for name in settings if name in runs]
+    if not names:
+        raise ValueError(f"none of the settings {list(settings)} is in the grid, which has {list(runs)}")
+    methods = list(dict.fromkeys(m for name in names for m in runs[name] if m not in references))
+    refs = [r for r in references if any(r in runs[name] for name in names)]
+    if not methods and not refs:
+        raise ValueError(f"the grid has no runs for the settings {names}")
+    ax = _axes(ax, (min(12.0, max(4.5, 0.5 * len(names) * max(1, len(methods)) + 1.5)), 3.8))
+    width = 0.8 / max(1, len(methods))
+    positions = np.arange(len(names))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, method in enumerate(methods):
+        stats = [_mean_std([m.get(metric) for m in runs[name].get(method, [])]) for name in names]
+        x = positions + (k - (len(methods) - 1) / 2) * width
+        keep = [i for i, (mean, _) in enumerate(stats) if math.isfinite(mean)]
+        ax.bar(x[keep], [stats[i][0] for i in keep], width, yerr=[stats[i][1] for i in keep], capsize=3,
+               label=str(method), color=colours[k % len(colours)])
+    for k, ref in enumerate(refs):
+        style = ("--", ":", "-.")[k % 3]
+        label = str(ref)
+        for i, name in enumerate(names):
+            mean, _ = _mean_std([m.get(metric) for m in runs[name].get(ref, [])])
+            if math.isfinite(mean):
+                ax.hlines(mean, i - 0.45, i + 0.45, colors="black", linestyles=style, linewidth=1.2, label=label)
+                label = None
+    ax.set_xticks(positions)
+    ax.set_xticklabels(names, rotation=20 if len(names) > 3 else 0, ha="right" if len(names) > 3 else "center")
+    ax.set_ylabel(metric if ylabel is None else ylabel)
+    seeds = grid.get("seeds")
+    if title is None and seeds is not None:
+        title = f"{grid.get('dataset', '')}: mean ± std over {len(seeds)} seed{'s' if len(seeds) != 1 else ''}"
+    if title:
+        ax.set_title(title, fontsize="medium")
+    ax.grid(True, axis="y", alpha=0.3)
+    handles = dict(zip(*reversed(ax.get_legend_handles_labels())))
+    order = [name for name in [*methods, *refs] if name in handles]
+    ax.legend([handles[name] for name in order], order, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return ax
 
 
