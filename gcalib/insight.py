@@ -9,6 +9,12 @@
 * :func:`positive_pair_mass`: how much mass the loss's (unbalanced) Sinkhorn plan puts on each sample's
   positive pairs, and how much each row sends at all.
 * :func:`denormalise`, :func:`plot_image_grid`: normalised views back to pictures.
+* :func:`draw_views`, :func:`plot_view_pairs`: the views of a batch as the trainer draws them (augmented
+  images or distinct renderings, broken positive pairs included), and their pictures;
+  :func:`domain_examples`, :func:`plot_domains`, :func:`plot_renderings`: a dataset's domains and renderings.
+* :func:`versus_baseline`: a robustness grid (:func:`gcalib.robustness.robustness`) as a table of each
+  method's mean ± std against a baseline, with the difference read against the seed-to-seed spread;
+  :func:`load_sweep`: a ``sweep.json`` back as a :class:`gcalib.sweep.SweepResult` (for ``plot_sweep``).
 """
 from __future__ import annotations
 
@@ -41,6 +47,14 @@ __all__ = [
     "positive_pair_mass",
     "denormalise",
     "plot_image_grid",
+    "ViewPairs",
+    "draw_views",
+    "plot_view_pairs",
+    "domain_examples",
+    "plot_domains",
+    "plot_renderings",
+    "versus_baseline",
+    "load_sweep",
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -198,3 +212,210 @@ def plot_image_grid(images: torch.Tensor, *, row_labels: Optional[Sequence[str]]
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+# ----------------------------------------------------------------------------------------- views and domains
+
+@dataclass(frozen=True)
+class ViewPairs:
+    """Output of :func:`draw_views` for V views of B samples.
+
+    ``views`` (V·B, C, S, S): the normalised views, blocked (row v·B + b is view v of sample b), as the
+    encoder sees them; ``pictures`` (V, B, C, S, S): the same in [0, 1] for display; ``samples`` (V, B): the
+    dataset index each view shows (``samples[0]`` is the batch); ``renderings`` (V, B): the rendering
+    each view starts from, or None for ``views="augment"``.
+    """
+
+    views: torch.Tensor
+    pictures: torch.Tensor
+    samples: torch.Tensor
+    renderings: Optional[torch.Tensor]
+
+    @property
+    def corrupted(self) -> torch.Tensor:
+        """(B,) bool: some view of the sample shows another sample (a broken positive pair)."""
+        return (self.samples[1:] != self.samples[:1]).any(0)
+
+
+def _in_memory(dataset) -> None:
+    if getattr(dataset, "images", None) is None or not hasattr(dataset, "labels"):
+        raise TypeError(f"dataset must be an in-memory gcalib.data.ImageDataset, got {type(dataset).__name__}")
+
+
+def _index(dataset, index) -> torch.Tensor:
+    index = torch.as_tensor(index, dtype=torch.long).flatten()
+    if len(index) == 0 or int(index.min()) < 0 or int(index.max()) >= len(dataset):
+        raise ValueError(f"index must hold at least one sample id in [0, {len(dataset)}), got {index.tolist()[:8]}")
+    return index
+
+
+def draw_views(dataset, index, *, views: str = "augment", augmentation: str = "simclr", n_views: int = 2,
+               corrupt_pairs: float = 0.0, strength: float = 0.5, seed: int = 0) -> ViewPairs:
+    """The ``n_views`` views of the samples ``index`` of an in-memory ``dataset`` drawn the way the trainer
+    draws them (:func:`gcalib.data.draw_view_sources`, then :class:`gcalib.batch_augment.BatchAugment`),
+    from one generator seeded with ``seed``.
+
+    ``views="augment"``: every view augments the sample's image; ``views="rendered"``: each view augments
+    a different one of the sample's renderings (``dataset.renderings``). With ``corrupt_pairs`` = P, views
+    2..V of a sample show, with probability P, another sample of ``dataset`` (uniform among the rest).
+    """
+    from .augment import AUGMENTATIONS
+    from .batch_augment import BatchAugment
+    from .config import VIEWS
+    from .data import draw_view_sources
+    from .validation import check_choice, check_real
+
+    _in_memory(dataset)
+    index = _index(dataset, index)
+    check_choice("views", views, VIEWS)
+    check_choice("augmentation", augmentation, AUGMENTATIONS)
+    check_int("n_views", n_views, 2)
+    check_real("corrupt_pairs", corrupt_pairs, lambda v: 0 <= v < 1, "a number in [0, 1)")
+    check_int("seed", seed, 0)
+    renderings = getattr(dataset, "renderings", None) if views == "rendered" else None
+    if views == "rendered" and (renderings is None or renderings.shape[1] < n_views):
+        raise ValueError(f"views='rendered' needs a dataset with at least n_views={n_views} renderings per sample")
+    generator = torch.Generator().manual_seed(seed)
+    samples, chosen = draw_view_sources(index, len(dataset), n_views, corrupt_pairs=corrupt_pairs,
+                                        n_renderings=None if renderings is None else renderings.shape[1],
+                                        generator=generator)
+    if chosen is None:
+        sources = dataset.images[samples.flatten()]
+    else:
+        sources = renderings[samples.flatten(), chosen.flatten()]
+    augment = BatchAugment(augmentation, dataset.image_size, dataset.mean, dataset.std, strength=strength)
+    normalised = augment(sources, generator)
+    pictures = denormalise(normalised, dataset.mean, dataset.std).unflatten(0, (n_views, len(index)))
+    return ViewPairs(views=normalised, pictures=pictures, samples=samples, renderings=chosen)
+
+
+def _describe(dataset, sample: int) -> str:
+    """``"<label>"`` or ``"<label> · <domain name>"`` of one sample."""
+    text = str(dataset.classes[int(dataset.labels[sample])]) if getattr(dataset, "classes", None) else \
+        str(int(dataset.labels[sample]))
+    domains = getattr(dataset, "domains", None)
+    if domains is not None and int(domains[sample]) >= 0:
+        text += f" · {dataset.domain_names[int(domains[sample])]}"
+    return text
+
+
+def plot_view_pairs(pairs: ViewPairs, dataset, *, title: Optional[str] = None, panel_size: float = 1.1) -> Figure:
+    """The pictures of :func:`draw_views`, one column per sample and one row per view, each column titled
+    with its label (and domain); a broken pair's column says which labels its views show and is marked
+    ``broken``."""
+    if not isinstance(pairs, ViewPairs):
+        raise TypeError(f"pairs must be a ViewPairs (from draw_views), got {type(pairs).__name__}")
+    _in_memory(dataset)
+    titles = []
+    for b in range(pairs.samples.shape[1]):
+        column = pairs.samples[:, b].tolist()
+        if len(set(column)) == 1:
+            titles.append(_describe(dataset, column[0]))
+        else:
+            titles.append("broken\n" + " / ".join(str(int(dataset.labels[s])) for s in column))
+    rows = [f"view {v + 1}" for v in range(pairs.samples.shape[0])]
+    return plot_image_grid(pairs.pictures, row_labels=rows, col_labels=titles, title=title, panel_size=panel_size)
+
+
+def domain_examples(dataset, per_domain: int) -> torch.Tensor:
+    """The first ``per_domain`` samples of every domain of ``dataset``, domain by domain (fewer where a
+    domain has fewer)."""
+    check_int("per_domain", per_domain, 1)
+    domains = getattr(dataset, "domains", None)
+    if domains is None:
+        raise ValueError("dataset has no domains (its domains attribute is None)")
+    ids = sorted(set(int(d) for d in domains.tolist() if int(d) >= 0))
+    return torch.cat([torch.nonzero(domains == d).flatten()[:per_domain] for d in ids])
+
+
+def plot_domains(dataset, per_domain: int = 8, *, title: Optional[str] = None, panel_size: float = 1.0) -> Figure:
+    """One row per domain of an in-memory ``dataset``: its first ``per_domain`` images (of the domains that
+    have that many), each titled with its label in the first row and labelled with the domain on the left."""
+    _in_memory(dataset)
+    index = domain_examples(dataset, per_domain)
+    domains = dataset.domains[index]
+    ids = [d for d in dict.fromkeys(domains.tolist()) if int((domains == d).sum()) == per_domain]
+    if not ids:
+        raise ValueError(f"no domain has {per_domain} samples; lower per_domain")
+    grid = torch.stack([dataset.images[index[domains == d]] for d in ids]).float() / 255
+    return plot_image_grid(grid, row_labels=[dataset.domain_names[d] for d in ids], title=title,
+                           panel_size=panel_size)
+
+
+def plot_renderings(dataset, index, n_renderings: int = 4, *, title: Optional[str] = None,
+                    panel_size: float = 1.0) -> Figure:
+    """The first ``n_renderings`` renderings (rows) of the samples ``index`` (columns) of a dataset with
+    ``renderings``, each column titled with its label and domain."""
+    _in_memory(dataset)
+    renderings = getattr(dataset, "renderings", None)
+    if renderings is None:
+        raise ValueError("dataset has no renderings (load a dataset that ships them, e.g. clutter_digits train)")
+    index = _index(dataset, index)
+    check_int("n_renderings", n_renderings, 1)
+    if n_renderings > renderings.shape[1]:
+        raise ValueError(f"n_renderings={n_renderings} but the dataset has {renderings.shape[1]} per sample")
+    grid = renderings[index, :n_renderings].transpose(0, 1).float() / 255
+    return plot_image_grid(grid, row_labels=[f"rendering {k + 1}" for k in range(n_renderings)],
+                           col_labels=[_describe(dataset, int(i)) for i in index], title=title, panel_size=panel_size)
+
+
+# ----------------------------------------------------------------------------------------- committed results
+
+def _seed_values(metrics: Sequence[dict], metric: str) -> list[float]:
+    values = [m.get(metric) for m in metrics]
+    return [float(v) for v in values if v is not None and np.isfinite(float(v))]
+
+
+def versus_baseline(grid: dict, baseline: str = "infonce", metric: str = "linear_acc", *,
+                    settings: Optional[Sequence[str]] = None):
+    """One row per (setting, method) of a robustness grid (``{"runs": {setting: {method: [metrics per
+    seed]}}}``, :func:`gcalib.robustness.robustness`): ``seeds``, ``mean`` and ``std`` (sample std) of
+    ``metric``, and against ``baseline``'s runs in the same setting ``minus baseline`` (difference of the
+    means) and ``spread`` (the root mean square of the two stds). ``reading`` is ``"within seed spread"``
+    when the difference is no larger than the spread, else ``"above"``/``"below"``, and ``"-"`` for the
+    baseline itself and where a std is missing (one seed). Settings: those of ``settings`` present in the
+    grid (default all). Returns a pandas DataFrame indexed by (setting, method)."""
+    import pandas as pd
+
+    runs = grid.get("runs") if isinstance(grid, dict) else None
+    if not isinstance(runs, dict) or not runs:
+        raise ValueError("grid must be a robustness grid with a non-empty 'runs' mapping {setting: {method: [metrics]}}")
+    names = list(runs) if settings is None else [name for name in settings if name in runs]
+    rows = []
+    for name in names:
+        base = _seed_values(runs[name].get(baseline, []), metric)
+        base_mean = float(np.mean(base)) if base else float("nan")
+        base_std = float(np.std(base, ddof=1)) if len(base) > 1 else float("nan")
+        for method, metrics in runs[name].items():
+            values = _seed_values(metrics, metric)
+            if not values:
+                continue
+            mean = float(np.mean(values))
+            std = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+            diff = mean - base_mean if method != baseline else float("nan")
+            spread = float(np.sqrt((std ** 2 + base_std ** 2) / 2))
+            if method == baseline or not np.isfinite(diff) or not np.isfinite(spread):
+                reading = "-"
+            elif abs(diff) <= spread:
+                reading = "within seed spread"
+            else:
+                reading = "above" if diff > 0 else "below"
+            rows.append({"setting": name, "method": method, "seeds": len(values), "mean": mean, "std": std,
+                         "minus baseline": diff, "spread": spread if method != baseline else float("nan"),
+                         "reading": reading})
+    columns = ["setting", "method", "seeds", "mean", "std", "minus baseline", "spread", "reading"]
+    return pd.DataFrame(rows, columns=columns).set_index(["setting", "method"])
+
+
+def load_sweep(path: Union[str, os.PathLike]):
+    """A ``sweep.json`` written by :meth:`gcalib.sweep.SweepResult.save` back as a
+    :class:`gcalib.sweep.SweepResult` (for :func:`gcalib.sweep.plot_sweep` and its ``table``)."""
+    from .sweep import SweepResult
+
+    data = json.loads(Path(path).read_text())
+    names = [f.name for f in dataclasses.fields(SweepResult) if f.name not in ("out_dir", "files")]
+    missing = [name for name in names if name not in data]
+    if missing:
+        raise ValueError(f"{path} is not a sweep.json of gcalib.sweep.domain_sweep: it lacks {missing}")
+    out_dir = data.get("out_dir")
+    return SweepResult(**{name: data[name] for name in names}, out_dir=None if out_dir is None else Path(out_dir))

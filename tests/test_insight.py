@@ -224,3 +224,133 @@ def test_plot_image_grid_draws_every_picture_with_labels():
         insight.plot_image_grid(images, col_labels=["a"])
     with pytest.raises(ValueError, match="images must be a tensor"):
         insight.plot_image_grid(images[0])
+
+
+# ----------------------------------------------------------------------------------------- views and domains
+
+def _scenes(n=12, k=3, size=8, seed=0):
+    """An in-memory dataset with k distinct renderings per sample and two domains."""
+    from gcalib.data import ImageDataset
+
+    gen = torch.Generator().manual_seed(seed)
+    renderings = torch.randint(0, 256, (n, k, 3, size, size), generator=gen, dtype=torch.uint8)
+    return ImageDataset(torch.arange(n) % 5, images=renderings[:, 0].clone(), renderings=renderings,
+                        domains=torch.arange(n) % 2, domain_names=["solid", "outline"],
+                        classes=[str(c) for c in range(5)], mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+
+
+def test_draw_views_augment_shows_the_sample_image_in_every_view():
+    data = _scenes()
+    pairs = insight.draw_views(data, [3, 5, 7], augmentation="none")
+    assert pairs.views.shape == (6, 3, 8, 8) and pairs.pictures.shape == (2, 3, 3, 8, 8)
+    assert pairs.samples.tolist() == [[3, 5, 7], [3, 5, 7]] and pairs.renderings is None
+    assert not bool(pairs.corrupted.any())
+    torch.testing.assert_close(pairs.pictures[1], data.images[[3, 5, 7]].float() / 255)
+    again = insight.draw_views(data, [3, 5, 7], augmentation="simclr", seed=4)
+    torch.testing.assert_close(again.views, insight.draw_views(data, [3, 5, 7], augmentation="simclr", seed=4).views)
+    assert not torch.equal(again.views[:3], again.views[3:])  # two independent SimCLR draws
+    torch.testing.assert_close(insight.denormalise(again.views, data.mean, data.std).unflatten(0, (2, 3)),
+                               again.pictures)
+
+
+def test_draw_views_rendered_shows_distinct_renderings_of_the_same_sample():
+    data = _scenes()
+    pairs = insight.draw_views(data, torch.arange(12), views="rendered", augmentation="none", n_views=3)
+    assert pairs.renderings.shape == (3, 12)
+    assert all(len(set(column)) == 3 for column in pairs.renderings.T.tolist())
+    assert torch.equal(pairs.samples, torch.arange(12).expand(3, 12))
+    for v in range(3):
+        expected = data.renderings[torch.arange(12), pairs.renderings[v]].float() / 255
+        torch.testing.assert_close(pairs.pictures[v], expected)
+    with pytest.raises(ValueError, match="renderings per sample"):
+        insight.draw_views(data, [0], views="rendered", n_views=4)
+    with pytest.raises(ValueError, match="unknown views"):
+        insight.draw_views(data, [0], views="mixed")
+    with pytest.raises(ValueError, match="index must hold"):
+        insight.draw_views(data, [12])
+
+
+def test_draw_views_breaks_the_stated_fraction_of_pairs_with_other_samples():
+    data = _scenes(n=400, k=2, size=4)
+    pairs = insight.draw_views(data, torch.arange(400), views="rendered", augmentation="none", corrupt_pairs=0.3)
+    broken = pairs.corrupted
+    assert 0.22 < float(broken.float().mean()) < 0.38
+    assert bool((pairs.samples[1, broken] != pairs.samples[0, broken]).all())
+    assert torch.equal(pairs.samples[1, ~broken], pairs.samples[0, ~broken])
+    fig = insight.plot_view_pairs(insight.draw_views(data, torch.arange(10), corrupt_pairs=0.5, seed=1), data)
+    titles = [ax.get_title() for ax in fig.axes[:10]]
+    corrupted = insight.draw_views(data, torch.arange(10), corrupt_pairs=0.5, seed=1).corrupted.tolist()
+    assert [t.startswith("broken") for t in titles] == corrupted
+    assert titles[corrupted.index(False)] in {f"{c} · {d}" for c in range(5) for d in ("solid", "outline")}
+    assert fig.axes[10].get_ylabel() == "view 2"
+
+
+def test_domain_examples_and_plot_domains_show_each_domain_on_its_row():
+    data = _scenes()
+    index = insight.domain_examples(data, 3)
+    assert index.tolist() == [0, 2, 4, 1, 3, 5]
+    fig = insight.plot_domains(data, 3)
+    assert len(fig.axes) == 6 and [fig.axes[0].get_ylabel(), fig.axes[3].get_ylabel()] == ["solid", "outline"]
+    np.testing.assert_allclose(fig.axes[4].images[0].get_array(), (data.images[3].float() / 255).permute(1, 2, 0))
+    with pytest.raises(ValueError, match="no domain has"):
+        insight.plot_domains(data, 7)
+
+
+def test_plot_renderings_one_row_per_rendering_one_column_per_sample():
+    data = _scenes()
+    fig = insight.plot_renderings(data, [4, 9], n_renderings=3, title="T")
+    assert len(fig.axes) == 6
+    np.testing.assert_allclose(fig.axes[5].images[0].get_array(), (data.renderings[9, 2].float() / 255).permute(1, 2, 0))
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["4 · solid", "4 · outline"]
+    with pytest.raises(ValueError, match="has 3 per sample"):
+        insight.plot_renderings(data, [0], n_renderings=4)
+
+
+# ----------------------------------------------------------------------------------------- committed results
+
+def _grid():
+    def runs(values):
+        return [{"linear_acc": v} for v in values]
+    return {"runs": {"clean": {"infonce": runs([0.40, 0.50]), "gca_uot": runs([0.46, 0.48]),
+                               "byol": runs([0.20, 0.22]), "random-init": runs([0.18, 0.18]),
+                               "raw-pixels": runs([0.10])},
+                     "corrupt_0.2": {"infonce": runs([0.30, 0.32]), "gca_uot": runs([0.50, 0.52, None])}}}
+
+
+def test_versus_baseline_reads_each_difference_against_the_seed_spread():
+    table = insight.versus_baseline(_grid())
+    clean = table.loc["clean"]
+    assert list(clean.index) == ["infonce", "gca_uot", "byol", "random-init", "raw-pixels"]
+    assert clean.loc["gca_uot", "mean"] == pytest.approx(0.47)
+    assert clean.loc["gca_uot", "minus baseline"] == pytest.approx(0.02)
+    spread = math.sqrt((np.var([0.40, 0.50], ddof=1) + np.var([0.46, 0.48], ddof=1)) / 2)
+    assert clean.loc["gca_uot", "spread"] == pytest.approx(spread)
+    assert clean.loc["gca_uot", "reading"] == "within seed spread"
+    assert clean.loc["byol", "reading"] == "below" and clean.loc["infonce", "reading"] == "-"
+    assert clean.loc["raw-pixels", "reading"] == "-" and clean.loc["raw-pixels", "seeds"] == 1
+    corrupt = table.loc["corrupt_0.2"]
+    assert corrupt.loc["gca_uot", "seeds"] == 2 and corrupt.loc["gca_uot", "reading"] == "above"
+    only = insight.versus_baseline(_grid(), settings=["corrupt_0.2", "brightness"])
+    assert list(only.index.get_level_values(0).unique()) == ["corrupt_0.2"]
+    with pytest.raises(ValueError, match="non-empty 'runs'"):
+        insight.versus_baseline({"runs": {}})
+
+
+def test_load_sweep_gives_back_the_saved_result(tmp_path):
+    from gcalib.sweep import SweepResult, plot_sweep
+
+    summary = [{"alpha_minus_beta": d, "alpha": max(d, 0.0), "beta": max(-d, 0.0), "n_seeds": 1,
+                "domain_acc_mean": 0.5 + d / 2, "domain_acc_std": 0.0, "linear_acc_mean": 0.3, "linear_acc_std": 0.0,
+                "heldout_domain_acc_mean": 0.2, "heldout_domain_acc_std": 0.0} for d in (-0.5, 0.0, 0.5)]
+    result = SweepResult(dataset="clutter_digits", base=0.0, seeds=[0], runs=[], summary=summary,
+                         spearman_domain=1.0, spearman_heldout=float("nan"), class_acc_spread=0.0, config={},
+                         total_time_s=1.0, reference={"domain_acc": 0.57, "class_acc": 0.18,
+                                                      "heldout_domain_acc": 0.14, "seed": 0})
+    result.save(tmp_path)
+    loaded = insight.load_sweep(tmp_path / "sweep.json")
+    assert isinstance(loaded, SweepResult) and loaded.summary == summary and loaded.reference == result.reference
+    assert loaded.table() == result.table()
+    assert len(plot_sweep(loaded).lines) == 6
+    (tmp_path / "bad.json").write_text('{"summary": []}')
+    with pytest.raises(ValueError, match="lacks"):
+        insight.load_sweep(tmp_path / "bad.json")
