@@ -86,7 +86,8 @@ def init_from_env(device_type: str) -> bool:
 
     Does nothing (and returns ``False``) when ``WORLD_SIZE`` is unset or 1, or when a process group is
     already initialised (a caller's own). The backend is nccl for ``device_type == "cuda"`` (after
-    selecting GPU ``LOCAL_RANK``), gloo otherwise. :func:`shutdown` destroys a group created here.
+    selecting GPU ``LOCAL_RANK``), gloo otherwise, on the store of :func:`_attempt_store`.
+    :func:`shutdown` destroys a group created here.
     """
     global _OWNED_GROUP
     if is_initialized() or env_world_size() <= 1:
@@ -96,9 +97,23 @@ def init_from_env(device_type: str) -> bool:
                            "torch.distributed support")
     if device_type == "cuda":
         torch.cuda.set_device(local_rank())
-    dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+    store, rank_, size = _attempt_store()
+    dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo", store=store, rank=rank_,
+                            world_size=size)
     _OWNED_GROUP = True
     return True
+
+
+def _attempt_store() -> tuple[dist.Store, int, int]:
+    """``(store, rank, world size)`` of the ``env://`` rendezvous, the store's keys private to this attempt
+    of the worker group (``TORCHELASTIC_RESTART_COUNT``, 0 when unset).
+
+    ``torchrun --max-restarts`` keeps one store for all attempts; without the prefix a restarted group
+    would read the addresses the lost group published there and fail to connect."""
+    from torch.distributed.rendezvous import rendezvous
+
+    store, rank_, size = next(rendezvous("env://"))
+    return dist.PrefixStore(f"attempt_{_env_int('TORCHELASTIC_RESTART_COUNT', 0)}", store), rank_, size
 
 
 def shutdown() -> None:
