@@ -3,8 +3,11 @@
 * Writes are atomic: the state goes to a temporary file in the same directory, is flushed and
   fsync'ed, then renamed over the final name with ``os.replace`` (a reader sees the old file or the
   new one, never a partial one).
-* Files are named ``checkpoint-EEEEE.pt`` after the number of completed epochs; the last ``keep``
-  (default two) are kept, so a corrupt latest file still leaves a good previous one.
+* Files are named ``checkpoint-EEEEE.pt`` after the number of completed epochs, and a checkpoint written
+  in the middle of an epoch (``state["step_in_epoch"]`` > 0) ``checkpoint-EEEEE-stepSSSSSSS.pt`` after
+  the completed epochs and the global step ``state["step"]``. Files are ordered by (epoch, step), an
+  epoch's end before the steps of the next epoch; the last ``keep`` (default two) are kept, so a corrupt
+  latest file still leaves a good previous one.
 * :func:`load_latest` tries the newest file first; a file that cannot be read is reported with a
   warning and the previous one is used.
 * :func:`rng_state` / :func:`set_rng_state` capture and restore the python, numpy, torch and CUDA
@@ -37,22 +40,25 @@ __all__ = [
 ]
 
 CHECKPOINT_KEYS = ("epoch", "step", "model", "optimizer", "scheduler", "scaler", "rng", "config", "history")
-_PATTERN = re.compile(r"^checkpoint-(\d{5,})\.pt$")
+_PATTERN = re.compile(r"^checkpoint-(\d{5,})(?:-step(\d{7,}))?\.pt$")
 PathLike = Union[str, os.PathLike]
 
 
-def checkpoint_path(directory: PathLike, epoch: int) -> Path:
-    """``directory/checkpoint-{epoch:05d}.pt``."""
-    return Path(directory) / f"checkpoint-{epoch:05d}.pt"
+def checkpoint_path(directory: PathLike, epoch: int, step: Optional[int] = None) -> Path:
+    """``directory/checkpoint-{epoch:05d}.pt`` at the end of epoch ``epoch``; with the global ``step`` of a
+    checkpoint in the middle of the next epoch, ``directory/checkpoint-{epoch:05d}-step{step:07d}.pt``."""
+    suffix = "" if step is None else f"-step{step:07d}"
+    return Path(directory) / f"checkpoint-{epoch:05d}{suffix}.pt"
 
 
 def list_checkpoints(directory: PathLike) -> list[Path]:
-    """Checkpoint files of ``directory``, oldest first (by epoch number)."""
+    """Checkpoint files of ``directory``, oldest first: by completed epochs, then by global step (an epoch's
+    end first)."""
     directory = Path(directory)
     if not directory.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _PATTERN.match(p.name))]
-    return [p for _, p in sorted(found)]
+    matches = [(m, p) for p in directory.iterdir() if (m := _PATTERN.match(p.name))]
+    return [p for _, p in sorted(((int(m.group(1)), int(m.group(2) or -1)), p) for m, p in matches)]
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -87,14 +93,16 @@ def atomic_save(obj: Any, path: PathLike) -> Path:
 
 def save_checkpoint(state: Mapping[str, Any], directory: PathLike, keep: int = 2) -> Path:
     """Write ``state`` (a dict with :data:`CHECKPOINT_KEYS`) atomically as the checkpoint of
-    ``state["epoch"]`` and delete all but the newest ``keep`` checkpoint files."""
+    ``state["epoch"]`` completed epochs, or, when its optional ``state["step_in_epoch"]`` is > 0, of global
+    step ``state["step"]`` in the next epoch; then delete all but the newest ``keep`` checkpoint files."""
     missing = [k for k in CHECKPOINT_KEYS if k not in state]
     if missing:
         raise ValueError(f"state is missing checkpoint keys {missing}; expected all of {CHECKPOINT_KEYS}")
     check_int("keep", keep, 1)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    path = atomic_save(dict(state), checkpoint_path(directory, int(state["epoch"])))
+    step = int(state["step"]) if state.get("step_in_epoch", 0) else None
+    path = atomic_save(dict(state), checkpoint_path(directory, int(state["epoch"]), step))
     for old in list_checkpoints(directory)[:-keep]:
         old.unlink()
     return path

@@ -25,6 +25,19 @@ def test_save_keeps_last_two_and_loads_newest(tmp_path):
     assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
 
 
+def test_step_checkpoints_are_named_by_global_step_and_ordered_after_their_epoch(tmp_path):
+    # 4 steps per epoch: step 3 of epoch 1, the end of epoch 1 (step 4), step 2 of epoch 2 (global step 6).
+    for epoch, step, step_in_epoch in [(0, 3, 3), (1, 4, 0), (1, 6, 2)]:
+        ckpt.save_checkpoint({**make_state(epoch), "step": step, "step_in_epoch": step_in_epoch}, tmp_path, keep=3)
+    names = ["checkpoint-00000-step0000003.pt", "checkpoint-00001.pt", "checkpoint-00001-step0000006.pt"]
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == names
+    assert ckpt.checkpoint_path(tmp_path, 1, 6).name == names[2]
+    state, path = ckpt.load_latest(tmp_path)
+    assert path.name == names[2] and (state["step"], state["step_in_epoch"]) == (6, 2)
+    ckpt.save_checkpoint({**make_state(2), "step": 8, "step_in_epoch": 0}, tmp_path)
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == [names[2], "checkpoint-00002.pt"]
+
+
 def test_corrupt_latest_falls_back_to_previous_with_warning(tmp_path):
     ckpt.save_checkpoint(make_state(1, 1), tmp_path)
     latest = ckpt.save_checkpoint(make_state(2, 2), tmp_path)
