@@ -14,7 +14,9 @@
 ``domain-sweep`` is registered by :func:`gcalib.sweep.register`.
 
 ``pretrain`` also runs data-parallel under ``torchrun --nproc_per_node=N -m gcalib pretrain ...``
-(``--batch-size`` per process, ``--lr-scaling``, ``--sync-bn``); rank 0 prints and writes the outputs.
+(``--batch-size`` per process, ``--lr-scaling``, ``--sync-bn``, ``--shard-plan``); rank 0 prints and writes
+the outputs. With ``--resume`` and ``--checkpoint-every-steps K`` a group that ``torchrun --max-restarts``
+restarts after a lost worker continues from the newest checkpoint, also in the middle of an epoch.
 
 Usage errors (bad names, out-of-range values, missing data, unwritable DIR, incompatible resume)
 exit with code 2 and a one-line message; a non-finite loss exits with code 1.
@@ -109,7 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=defaults.seed, help="(default %(default)s)")
     p.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every,
                    help="epochs between checkpoints (0: none; default %(default)s)")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    p.add_argument("--checkpoint-every-steps", type=int, default=defaults.checkpoint_every_steps, metavar="K",
+                   help="also checkpoint every K optimizer steps inside an epoch (0: none; default %(default)s)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the newest checkpoint in --out (start afresh when there is none)")
+    p.add_argument("--no-evaluate", action="store_true",
+                   help="train only: skip the evaluation of the encoder (metrics.json holds the training summary)")
     p.add_argument("--skip-nonfinite", action="store_true",
                    help="skip steps with a non-finite loss instead of stopping")
     g = p.add_argument_group("multi-process (under torchrun)")
@@ -117,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with N processes: lr as given, for the global batch (none), lr x N (linear) or "
                         "lr x sqrt(N) (sqrt), for an lr tuned on one process (default %(default)s)")
     g.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes (CUDA only)")
+    g.add_argument("--shard-plan", action="store_true",
+                   help="each process holds only its samples' rows of the global plan (memory per process "
+                        "~ 1/N of the replicated plan's; no effect in one process)")
     p.add_argument("--out", required=True, help="output directory")
     c = sub.add_parser("compare", help="compare methods over seeds (this is `make demo`)",
                        description="Pretrain every method of --losses for every seed with the same settings and "
@@ -229,8 +239,11 @@ def _prepare(args: argparse.Namespace, loss: str, seed: int, out_dir: str, **ext
 
 def _run_pretrain(args: argparse.Namespace) -> int:
     run = _prepare(args, args.loss, args.seed, args.out, checkpoint_every=args.checkpoint_every,
-                   resume=args.resume, skip_nonfinite=args.skip_nonfinite, lr_scaling=args.lr_scaling,
-                   sync_bn=args.sync_bn)
+                   checkpoint_every_steps=args.checkpoint_every_steps, resume=args.resume,
+                   skip_nonfinite=args.skip_nonfinite, lr_scaling=args.lr_scaling, sync_bn=args.sync_bn,
+                   shard_plan=args.shard_plan, evaluate=not args.no_evaluate)
+    if run.resume_path is not None and distributed.rank() == 0:
+        print(f"resuming from {run.resume_path}", flush=True)
     result = pretrain(run)
     if distributed.rank() != 0:
         return 0

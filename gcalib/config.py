@@ -36,7 +36,8 @@ LR_SCALINGS = ("linear", "sqrt", "none")
 DATASET_RECIPES: dict[str, dict[str, Any]] = {
     "clutter_digits": {"views": "rendered", "augmentation": "none", "loss_params": {"eps": 0.2}},
 }
-RESUME_FREE_FIELDS = ("resume", "download", "progress", "checkpoint_every", "compile", "out_dir", "evaluate", "device")
+RESUME_FREE_FIELDS = ("resume", "download", "progress", "checkpoint_every", "checkpoint_every_steps", "compile", "out_dir",
+                      "evaluate", "device")
 
 
 @dataclass
@@ -82,8 +83,14 @@ class PretrainConfig:
       batch ``W·batch_size``), ``lr·W`` (``"linear"``, Goyal et al.'s rule for SGD: ``lr`` was tuned for
       ``batch_size`` on one process) or ``lr·√W`` (``"sqrt"``, common for Adam); one process uses ``lr``.
     * ``sync_bn``: SyncBatchNorm over all ranks (CUDA only; a no-op in one process).
-    * ``checkpoint_every`` counts epochs (0: none); ``deterministic`` asks torch for deterministic
-      kernels (bit-exact resume on CPU).
+    * ``shard_plan``: with W > 1 processes each holds only its own samples' n/W rows of the plan over the
+      global batch (:mod:`gcalib.sharded_loss`), so the plan's memory per process falls like n²/W; the loss
+      and gradients equal the replicated plan's up to rounding. Needs a plan loss with the fused gradient;
+      in one process the whole plan is that process's rows, and it changes nothing.
+    * ``checkpoint_every`` counts epochs (0: none); ``checkpoint_every_steps`` also writes a checkpoint
+      after every that many optimizer steps inside an epoch (0: none), from which ``resume`` continues
+      in the middle of the epoch; ``deterministic`` asks torch for deterministic kernels (bit-exact
+      resume on CPU).
     """
 
     dataset: Union[str, Any] = "digits"
@@ -123,10 +130,12 @@ class PretrainConfig:
     workers: int = 2
     out_dir: Optional[str] = None
     checkpoint_every: int = 1
+    checkpoint_every_steps: int = 0
     resume: bool = False
     deterministic: bool = False
     skip_nonfinite: bool = False
     sync_bn: bool = False
+    shard_plan: bool = False
     batch_augment: bool = True
     evaluate: bool = True
     progress: bool = True
@@ -179,11 +188,17 @@ class PretrainConfig:
             raise ValueError(f"alpha={self.alpha} and beta={self.beta} only apply to target='domain', "
                              f"got target={self.target!r}")
         check_choice("loss", self.loss, tuple(LOSSES) + ("byol",))
+        check_bool("shard_plan", self.shard_plan)
         if self.loss != "byol":
+            if "shard_plan" in self.loss_params:
+                fail("loss_params", self.loss_params, "a dict without a 'shard_plan' key (set "
+                     "PretrainConfig.shard_plan, on the command line --shard-plan)")
             with warnings.catch_warnings():  # hyper-parameter warnings come once, when the model is built
                 warnings.simplefilter("ignore", UserWarning)
-                make_loss(self.loss, **self.loss_params)
+                make_loss(self.loss, **self.loss_options(sharded=self.shard_plan))
         else:
+            if self.shard_plan:
+                fail("shard_plan", self.shard_plan, "False with loss='byol' (BYOL has no transport plan to shard)")
             if self.loss_params:
                 raise ValueError(f"loss_params must be empty for loss='byol' (it has no plan loss), "
                                  f"got {self.loss_params!r}")
@@ -204,6 +219,7 @@ class PretrainConfig:
         check_int("seed", self.seed, 0)
         check_int("workers", self.workers, 0)
         check_int("checkpoint_every", self.checkpoint_every, 0)
+        check_int("checkpoint_every_steps", self.checkpoint_every_steps, 0)
         if not isinstance(self.device, str):
             fail("device", self.device, "a str such as 'auto', 'cpu' or 'cuda:0'", TypeError)
         if self.device != "auto":
@@ -244,6 +260,14 @@ class PretrainConfig:
         ``lr`` (none)."""
         factor = {"linear": float(world_size), "sqrt": math.sqrt(world_size), "none": 1.0}[self.lr_scaling]
         return self.lr * factor
+
+    def loss_options(self, gather: bool = False, sharded: bool = False) -> dict:
+        """Keyword arguments of :func:`gcalib.losses.make_loss`: ``loss_params`` over the defaults
+        ``gather_distributed=gather`` (solve over the global batch), and ``shard_plan=True`` (with
+        ``gather_distributed`` defaulting to True) when ``sharded``."""
+        if sharded:
+            return {"gather_distributed": True, **self.loss_params, "shard_plan": True}
+        return {"gather_distributed": gather, **self.loss_params}
 
     @property
     def method(self) -> str:

@@ -5,8 +5,12 @@ whole batch on the device by :class:`gcalib.batch_augment.BatchAugment` when the
 per image in the DataLoader) are stacked blocked (V·B images), encoded under autocast (bf16 on CUDA by
 default, fp32 on CPU), projected, and scored by the loss in fp32 against the batch's target plan (positive pairs, class labels or domains,
 built with :mod:`gcalib.plans`). The learning rate warms up linearly, then follows a cosine to zero,
-per step. After every ``checkpoint_every`` epochs a checkpoint is written atomically
-(:mod:`gcalib.checkpoint`); ``resume=True`` continues bit for bit from the newest readable one.
+per step. After every ``checkpoint_every`` epochs, and after every ``checkpoint_every_steps`` optimizer steps
+inside an epoch, a checkpoint is written atomically (:mod:`gcalib.checkpoint`); ``resume=True`` continues
+bit for bit from the newest readable one, also in the middle of an epoch: the epoch's batches are drawn again
+from the loader's generator state at the epoch's start, the ones already trained on are dropped (with a
+per-image pipeline they are loaded and augmented again, so worker RNG streams match), and then every
+generator is restored to its state at the checkpoint.
 A non-finite loss stops the run (or, with ``skip_nonfinite=True``, skips the step) before the
 weights are touched, so the last checkpoint stays good. At the end the frozen encoder is evaluated
 (:mod:`gcalib.evaluate`).
@@ -15,9 +19,13 @@ Under ``torchrun`` (``WORLD_SIZE`` > 1) the same call trains data-parallel: :fun
 process group (nccl on CUDA, gloo on CPU), every rank draws its own shard of each epoch
 (``DistributedSampler``, reshuffled per epoch from ``seed``) and its own augmentation stream, the model
 is wrapped in ``DistributedDataParallel``, and the loss solves its plan over the global batch
-(``gather_distributed``), with targets built from the gathered labels/domains. ``batch_size`` is per
-process; the learning rate is scaled by ``lr_scaling``. Only rank 0 shows progress, writes outputs and
-checkpoints (which hold every rank's RNG state) and evaluates.
+(``gather_distributed``), with targets built from the gathered labels/domains; with ``shard_plan=True``
+each rank holds only its samples' rows of that plan (:mod:`gcalib.sharded_loss`) and builds only those rows
+of the target (``rows=`` :func:`gcalib.sharded_loss.shard_rows`). ``batch_size`` is per process; the
+learning rate is scaled by ``lr_scaling``. Only rank 0 shows progress, writes outputs and checkpoints
+(which hold every rank's RNG state and, in the middle of an epoch, every rank's statistics of the epoch so
+far) and evaluates. Under ``torchrun --max-restarts=K`` with ``resume=True`` a group restarted after a lost
+worker continues from the newest checkpoint (the first start, with no checkpoint, starts afresh).
 """
 from __future__ import annotations
 
@@ -44,6 +52,7 @@ from .data import ImageDataset, MultiViewDataset, blocked_views, draw_view_sourc
 from .evaluate import iterate_loader, limit_threads
 from .config import RESUME_FREE_FIELDS, PretrainConfig
 from .models import Projector, make_encoder
+from .sharded_loss import shard_rows
 
 __all__ = [
     "PretrainConfig", "PreparedRun", "PretrainResult", "NonFiniteLossError", "ContrastiveModel", "WarmupCosine",
@@ -305,17 +314,23 @@ def load_test_set(config: PretrainConfig) -> ImageDataset:
     return load_dataset(config.dataset, "test", root=config.root, **config.dataset_options)
 
 
+def _loss_options(config: PretrainConfig) -> dict:
+    """``make_loss`` keyword arguments in this process group: with several processes the plan loss gathers
+    the global batch (``loss_params={"gather_distributed": False}`` keeps per-process plans) and, with
+    ``shard_plan``, holds only this process's rows of it; in one process neither applies."""
+    several = distributed.world_size() > 1
+    return config.loss_options(gather=several, sharded=config.shard_plan and several)
+
+
 def _build_model(config: PretrainConfig, in_channels: int) -> nn.Module:
-    """Encoder + projector + loss; with several processes the plan loss gathers the global batch
-    (``loss_params={"gather_distributed": False}`` keeps per-process plans)."""
+    """Encoder + projector + loss (:func:`_loss_options`)."""
     from .losses import make_loss
 
     encoder = make_encoder(config.arch, in_channels)
     projector = Projector(encoder.feature_dim, config.projector_hidden_dim, config.projector_out_dim)
     if config.method == "byol":
         return BYOL(encoder, projector, config.byol_predictor_hidden_dim, config.byol_momentum)
-    loss_params = {"gather_distributed": distributed.world_size() > 1, **config.loss_params}
-    return ContrastiveModel(encoder, projector, make_loss(config.loss, **loss_params))
+    return ContrastiveModel(encoder, projector, make_loss(config.loss, **_loss_options(config)))
 
 
 def _build_optimizer(config: PretrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -328,14 +343,28 @@ def _build_optimizer(config: PretrainConfig, model: nn.Module) -> torch.optim.Op
 
 
 def _batch_target(config: PretrainConfig, labels: torch.Tensor, domains: torch.Tensor, device: torch.device):
-    """The target plan of the (global, when gathering) batch from the per-sample labels/domains."""
+    """The target plan of the batch from the per-sample labels/domains: of the global batch when the loss
+    gathers, and then, when it shards the plan, only this process's rows ``shard_rows(batch_size, n_views)``."""
     if config.target == "positive":
         return None
-    if distributed.world_size() > 1 and config.loss_params.get("gather_distributed", True):
-        labels, domains = distributed.gather_nograd(labels.to(device)), distributed.gather_nograd(domains.to(device))
+    options = _loss_options(config)
+    labels, domains = labels.to(device), domains.to(device)
+    if options["gather_distributed"]:
+        labels, domains = distributed.gather_nograd(labels), distributed.gather_nograd(domains)
+    rows = shard_rows(config.batch_size, config.n_views, device=device) if options.get("shard_plan") else None
     if config.target == "labels":
-        return plans.from_labels(labels.to(device), config.n_views)
-    return plans.domain_plan(domains.to(device), config.alpha, config.beta, config.n_views)
+        return plans.from_labels(labels, config.n_views, rows=rows)
+    return plans.domain_plan(domains, config.alpha, config.beta, config.n_views, rows=rows)
+
+
+@dataclass
+class _EpochProgress:
+    """This process's statistics of the epoch in progress (mid-epoch checkpoints keep every rank's)."""
+
+    losses: list = dataclasses.field(default_factory=list)
+    grad_norms: list = dataclasses.field(default_factory=list)
+    skipped: int = 0
+    time_s: float = 0.0
 
 
 def _all_finite(out) -> bool:
@@ -398,7 +427,15 @@ class _Trainer:
             self.optimizer, WarmupCosine(config.warmup_epochs * self.steps_per_epoch, self.total_steps))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=setup.amp_dtype == torch.float16)
         self.epoch, self.step, self.history = 0, 0, []
+        self.progress = _EpochProgress()
+        self.loader_epoch_start = self.generator.get_state()
+        self.pending_rng: Optional[dict] = None
         self.last_checkpoint: Optional[Path] = None
+
+    @property
+    def step_in_epoch(self) -> int:
+        """Optimizer steps taken (or skipped) in the epoch in progress: ``step − epoch · steps_per_epoch``."""
+        return self.step - self.epoch * self.steps_per_epoch
 
     def _parallel(self, model: nn.Module) -> nn.Module:
         """``model`` itself in one process; else wrapped in DistributedDataParallel (parameters
@@ -410,28 +447,50 @@ class _Trainer:
 
     # -- checkpoints -------------------------------------------------------------------------------
     def state(self) -> dict:
-        """The checkpoint; ``rng`` lists every rank's generator states in rank order (a collective)."""
+        """The checkpoint (a collective). ``rng`` lists every rank's generator states in rank order, with
+        ``"loader_epoch_start"``, the loader generator's state when the epoch in progress drew its batches;
+        ``epoch_progress`` every rank's :class:`_EpochProgress`; ``step_in_epoch`` > 0 in the middle of an epoch."""
         rng = ckpt.rng_state()
         rng["loader"] = self.generator.get_state()
+        rng["loader_epoch_start"] = self.loader_epoch_start if self.step_in_epoch else rng["loader"]
         if self.augment is not None:
             rng["augment"] = self.augment_generator.get_state()
-        return {"epoch": self.epoch, "step": self.step, "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict(), "rng": distributed.gather_objects(rng),
+        per_rank = distributed.gather_objects((rng, dataclasses.asdict(self.progress)))
+        return {"epoch": self.epoch, "step": self.step, "step_in_epoch": self.step_in_epoch,
+                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                "rng": [r for r, _ in per_rank], "epoch_progress": [e for _, e in per_rank],
                 "config": self.config.to_dict(), "history": list(self.history)}
 
     def resume(self, state: dict, path: Path) -> None:
+        """Continue from ``state``. In the middle of an epoch the loader generator goes back to the epoch's
+        start and the other generators are restored once :meth:`batches` has dropped the batches done."""
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         rng = state["rng"][self.rank]
+        self._set_rng(rng)
+        self.epoch, self.step, self.history = int(state["epoch"]), int(state["step"]), list(state["history"])
+        if self.step_in_epoch:
+            self.progress = _EpochProgress(**state["epoch_progress"][self.rank])
+            self.generator.set_state(rng["loader_epoch_start"])
+            self.pending_rng = rng
+        self.last_checkpoint = path
+
+    def _set_rng(self, rng: dict) -> None:
         ckpt.set_rng_state(rng)
         self.generator.set_state(rng["loader"])
         if self.augment is not None:
             self.augment_generator.set_state(rng["augment"])
-        self.epoch, self.step, self.history = int(state["epoch"]), int(state["step"]), list(state["history"])
-        self.last_checkpoint = path
+
+    def save_checkpoint(self) -> None:
+        """Write the checkpoint of the current step (rank 0 writes; every rank gathers its RNG states)."""
+        out_dir = self.setup.out_dir
+        state = self.state()
+        if self.rank == 0:
+            ckpt.save_checkpoint(state, out_dir)
+        self.last_checkpoint = ckpt.checkpoint_path(out_dir, self.epoch, self.step if self.step_in_epoch else None)
 
     # -- one step ---------------------------------------------------------------------------------
     def _nonfinite(self, images, out, out_finite: bool, target, loss, problem: str,
@@ -459,9 +518,17 @@ class _Trainer:
             f"normalisation, or pass skip_nonfinite=True to skip such steps."
         )
 
-    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """One epoch of ``(V·B blocked views on the device, labels, domains)``."""
-        for batch in iterate_loader(self.loader):
+    def batches(self, skip: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """One epoch of ``(V·B blocked views on the device, labels, domains)`` from batch ``skip`` on; the
+        loader's first ``skip`` batches are drawn and dropped, then the generators awaiting a mid-epoch
+        resume (:meth:`resume`) are restored."""
+        loader = iterate_loader(self.loader)
+        for _ in range(skip):
+            next(loader)
+        if self.pending_rng is not None:
+            self._set_rng(self.pending_rng)
+            self.pending_rng = None
+        for batch in loader:
             if self.augment is None:
                 views, labels, domains = batch
                 yield blocked_views(views).to(self.device, non_blocking=True), labels, domains
@@ -522,31 +589,54 @@ class _Trainer:
 
     # -- the loop ---------------------------------------------------------------------------------
     def run_epoch(self, bar) -> dict:
-        """Train one epoch; the returned loss is averaged over steps and ranks, ``images_per_s`` counts
-        the views of all ranks."""
+        """Train the epoch in progress (from step :attr:`step_in_epoch` on), with a checkpoint after every
+        ``checkpoint_every_steps`` steps before its end; the returned loss is averaged over steps and ranks,
+        ``images_per_s`` counts the views of all ranks."""
         self.model.train()
         if self.sampler is not None:
             self.sampler.set_epoch(self.epoch)
-        start, losses, norms, skipped = time.perf_counter(), [], [], 0
-        for i, (images, labels, domains) in enumerate(self.batches()):
+        self.loader_epoch_start = self.generator.get_state()
+        progress, skip = self.progress, self.step_in_epoch
+        start = time.perf_counter() - progress.time_s
+        for i, (images, labels, domains) in enumerate(self.batches(skip), start=skip):
             done = self.train_step(images, labels, domains, i)
             if done is None:
-                skipped += 1
+                progress.skipped += 1
             else:
-                losses.append(done[0])
-                norms.append(done[1])
-            elapsed = time.perf_counter() - start
+                progress.losses.append(done[0])
+                progress.grad_norms.append(done[1])
+            progress.time_s = time.perf_counter() - start
             bar.update(1)
+            losses = progress.losses
             bar.set_postfix(epoch=self.epoch + 1, loss=f"{np.mean(losses) if losses else float('nan'):.4f}",
-                            img_s=f"{(i + 1) * len(images) / elapsed:.0f}")
-        elapsed = time.perf_counter() - start
-        if skipped:
-            warnings.warn(f"epoch {self.epoch + 1}: skipped {skipped} step(s) with a non-finite loss", RuntimeWarning)
+                            img_s=f"{(i + 1) * len(images) / progress.time_s:.0f}")
+            if self._step_checkpoint_due():
+                self.save_checkpoint()
+        if progress.skipped:
+            warnings.warn(f"epoch {self.epoch + 1}: skipped {progress.skipped} step(s) with a non-finite loss",
+                          RuntimeWarning)
         images = self.steps_per_epoch * self.config.batch_size * self.config.n_views * self.world
+        losses, norms = progress.losses, progress.grad_norms
         loss = distributed.mean_over_ranks(float(np.mean(losses)) if losses else float("nan"), self.device)
-        return {"epoch": self.epoch + 1, "loss": loss,
-                "lr": float(self.scheduler.get_last_lr()[0]), "time_s": elapsed, "images_per_s": images / elapsed,
-                "grad_norm": float(np.mean(norms)) if norms else float("nan"), "skipped_steps": skipped}
+        return {"epoch": self.epoch + 1, "loss": loss, "lr": float(self.scheduler.get_last_lr()[0]),
+                "time_s": progress.time_s, "images_per_s": images / progress.time_s,
+                "grad_norm": float(np.mean(norms)) if norms else float("nan"), "skipped_steps": progress.skipped}
+
+    def _step_checkpoint_due(self) -> bool:
+        """A step checkpoint after a multiple of ``checkpoint_every_steps`` steps, except at an epoch's end
+        (that one is the epoch's checkpoint)."""
+        every = self.config.checkpoint_every_steps
+        return (self.setup.out_dir is not None and every > 0 and self.step % every == 0
+                and self.step_in_epoch < self.steps_per_epoch)
+
+    def _epoch_checkpoint_due(self) -> bool:
+        """After a multiple of ``checkpoint_every`` epochs, at a multiple of ``checkpoint_every_steps`` steps,
+        and after the last epoch when either is set."""
+        config = self.config
+        by_epoch, by_step = config.checkpoint_every, config.checkpoint_every_steps
+        if self.epoch == config.epochs:
+            return bool(by_epoch or by_step)
+        return bool(by_epoch and self.epoch % by_epoch == 0) or bool(by_step and self.step % by_step == 0)
 
     def fit(self) -> None:
         from tqdm.auto import tqdm
@@ -558,14 +648,11 @@ class _Trainer:
             while self.epoch < config.epochs:
                 self.history.append(self.run_epoch(bar))
                 self.epoch += 1
+                self.progress = _EpochProgress()
                 if out_dir is None:
                     continue
-                last = self.epoch == config.epochs
-                if config.checkpoint_every and (self.epoch % config.checkpoint_every == 0 or last):
-                    state = self.state()
-                    if self.rank == 0:
-                        ckpt.save_checkpoint(state, out_dir)
-                    self.last_checkpoint = ckpt.checkpoint_path(out_dir, self.epoch)
+                if self._epoch_checkpoint_due():
+                    self.save_checkpoint()
                 if self.rank == 0:
                     write_json(self.history, out_dir / "history.json")
 

@@ -253,6 +253,15 @@ CONFIG = [
          TypeError, "dataset", "got 5 (int)", "or a map-style dataset (len and getitem)"),
     Case("config-dataset-object-without-test-split", lambda e: PretrainConfig(dataset=[(torch.zeros(3, 4, 4), 0)]),
          ValueError, "test_dataset", "got None", "must be given with a dataset object when evaluate=True"),
+    Case("config-shard-plan-with-byol", lambda e: PretrainConfig(loss="byol", shard_plan=True),
+         ValueError, "shard_plan", "got True", "False with loss='byol'"),
+    Case("config-shard-plan-unrolled-gradient",
+         lambda e: PretrainConfig(loss="gca_uot", shard_plan=True, loss_params={"grad": "unroll"}),
+         ValueError, "grad", "got 'unroll'", "'fused' when shard_plan=True"),
+    Case("config-shard-plan-in-loss-params", lambda e: PretrainConfig(loss_params={"shard_plan": True}),
+         ValueError, "loss_params", "{'shard_plan': True}", "without a 'shard_plan' key"),
+    Case("config-checkpoint-every-steps-negative", lambda e: PretrainConfig(checkpoint_every_steps=-1),
+         ValueError, "checkpoint_every_steps", "got -1", "an int >= 0"),
 ]
 
 CLI = [
@@ -288,6 +297,10 @@ CLI = [
          SystemExit, "corrupt_pairs", "got 1.5", "a number in [0, 1)"),
     Case("cli-rendered-views-without-renderings", [*TINY_FLAGS, "--views", "rendered", "--out", "{tmp}/o"],
          SystemExit, "views='rendered'", "'digits' has none", "needs a dataset with renderings"),
+    Case("cli-shard-plan-with-byol", [*TINY_FLAGS, "--loss", "byol", "--shard-plan", "--out", "{tmp}/o"],
+         SystemExit, "shard_plan", "got True", "False with loss='byol'"),
+    Case("cli-checkpoint-every-steps-negative", [*TINY_FLAGS, "--checkpoint-every-steps", "-2", "--out", "{tmp}/o"],
+         SystemExit, "checkpoint_every_steps", "got -2", "an int >= 0"),
 ]
 
 CASES = [*API, *CONFIG, *CLI]

@@ -1,5 +1,6 @@
 """The trainer and CLI under ``torchrun`` (2 gloo processes on CPU): one set of outputs, the lr
-scaling rule, per-rank RNG streams in the checkpoint, and an exact resume.
+scaling rule, per-rank RNG streams in the checkpoint, an exact resume, ``--shard-plan`` against the
+replicated plan, and a group that ``--max-restarts`` restarts after a worker is killed mid-epoch.
 
 Each launch starts two Python processes (~10 s on 2 cores), hence ``slow``.
 """
@@ -7,9 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Optional
 
 import pytest
 import torch
@@ -24,11 +29,22 @@ ARGS = ["--dataset", "digits", "--max-train-samples", "256", "--batch-size", "32
         "--workers", "0", "--deterministic", "--no-progress"]
 
 
-def _torchrun(out: Path, *extra: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={NPROC}",
-               "-m", "gcalib", "pretrain", *ARGS, "--out", str(out), *extra]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def _command(out: Path, args: list[str], *launcher: str) -> list[str]:
+    """``torchrun [launcher options] -m gcalib pretrain ARGS --out OUT`` with NPROC processes."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={NPROC}", *launcher,
+            "-m", "gcalib", "pretrain", *args, "--out", str(out)]
+
+
+def _torchrun(out: Path, *extra: str, args: list[str] = ARGS) -> subprocess.CompletedProcess:
+    return subprocess.run(_command(out, [*args, *extra]), env=ENV, capture_output=True, text=True, timeout=300)
+
+
+def _max_difference(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +109,67 @@ def test_compare_refuses_torchrun(monkeypatch, capsys):
         cli.main(["compare", "--losses", "infonce", "--out", "unused"])
     assert stop.value.code == 2
     assert "compare runs in one process" in capsys.readouterr().err
+
+
+# Two SGD steps per process: per step the sharded and the replicated gradients agree to rounding (~1e-6
+# relative), but over many steps such differences grow (ReLU kinks), so the runs are short.
+SHARD_ARGS = ["--max-train-samples", "128", "--batch-size", "32", "--epochs", "1", "--loss", "gca_ince",
+              "--optimizer", "sgd", "--lr", "0.05", "--warmup-epochs", "0", "--device", "cpu", "--workers", "0",
+              "--deterministic", "--no-progress", "--no-evaluate"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("data", [["--dataset", "digits"],
+                                  ["--dataset", "digits_domains", "--target", "domain", "--alpha", "0.2",
+                                   "--beta", "0.05"]], ids=["positive-pairs", "domain"])
+def test_shard_plan_trains_as_the_replicated_plan(data, tmp_path):
+    encoders = {}
+    for name, extra in (("replicated", []), ("sharded", ["--shard-plan"])):
+        done = _torchrun(tmp_path / name, *data, *extra, args=SHARD_ARGS)
+        assert done.returncode == 0, done.stderr[-3000:]
+        config = json.loads((tmp_path / name / "metrics.json").read_text())["config"]
+        assert config["shard_plan"] == (name == "sharded")
+        encoders[name] = torch.load(tmp_path / name / "encoder.pt", weights_only=True)
+    assert _max_difference(encoders["replicated"], encoders["sharded"]) <= 1e-5
+
+
+def _worker_pid(agent: int, rank: int) -> Optional[int]:
+    """The pid of the torchrun worker of ``rank`` among the children of the agent process ``agent``."""
+    for entry in Path("/proc").iterdir():
+        try:
+            if not entry.name.isdigit() or int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) != agent:
+                continue
+            if f"RANK={rank}".encode() in (entry / "environ").read_bytes().split(b"\0"):
+                return int(entry.name)
+        except (OSError, ValueError, IndexError):  # the process ended while being read
+            continue
+    return None
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_epoch_is_restarted_and_the_run_ends_as_uninterrupted(first_run, tmp_path):
+    """``--resume`` on an empty directory starts afresh; SIGKILL of rank 1 after the first step checkpoint
+    makes torchrun restart the group, which resumes from the newest (mid-epoch) checkpoint."""
+    out = tmp_path / "restarted"
+    args = [*ARGS, "--resume", "--checkpoint-every-steps", "1", "--no-evaluate"]
+    with open(tmp_path / "stdout", "w") as stdout, open(tmp_path / "stderr", "w") as stderr:
+        agent = subprocess.Popen(_command(out, args, "--max-restarts=1"), env=ENV, stdout=stdout, stderr=stderr)
+        try:
+            victim, deadline = None, time.monotonic() + 120
+            while not any("-step" in p.name for p in ckpt.list_checkpoints(out)):
+                assert agent.poll() is None and time.monotonic() < deadline, (tmp_path / "stderr").read_text()[-3000:]
+                victim = victim or _worker_pid(agent.pid, rank=1)
+                time.sleep(0.01)
+            os.kill(victim or _worker_pid(agent.pid, rank=1), signal.SIGKILL)
+            agent.wait(timeout=240)
+        finally:
+            if agent.poll() is None:
+                agent.kill()
+    assert agent.returncode == 0, (tmp_path / "stderr").read_text()[-3000:]
+    resumed = [line for line in (tmp_path / "stdout").read_text().splitlines() if line.startswith("resuming from")]
+    assert len(resumed) == 1 and re.search(r"checkpoint-\d{5}-step\d{7}\.pt$", resumed[0]), resumed
+    expected = torch.load(first_run / "encoder.pt", weights_only=True)
+    got = torch.load(out / "encoder.pt", weights_only=True)
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
+    history = json.loads((out / "history.json").read_text())
+    assert [h["loss"] for h in history] == [h["loss"] for h in json.loads((first_run / "history.json").read_text())]

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Optional
 
 import pytest
 import torch
@@ -167,13 +168,14 @@ class StopAfterFirstCheckpoint(Exception):
     pass
 
 
-def crash_after_first_checkpoint(monkeypatch, config: PretrainConfig) -> None:
-    """Pretrain ``config`` until its epoch-1 checkpoint is written, then stop as a crash would."""
+def crash_after_first_checkpoint(monkeypatch, config: PretrainConfig, at_step: Optional[int] = None) -> None:
+    """Pretrain ``config`` until its epoch-1 checkpoint (or the checkpoint of global step ``at_step``) is
+    written, then stop as a crash would."""
     real_save = ckpt.save_checkpoint
 
     def save_then_crash(state, directory, keep=2):
         path = real_save(state, directory, keep)
-        if state["epoch"] == 1:
+        if (state["epoch"] == 1) if at_step is None else (state["step"] == at_step):
             raise StopAfterFirstCheckpoint
         return path
 
@@ -197,6 +199,28 @@ def test_resume_continues_history_and_matches_uninterrupted_run(tmp_path, monkey
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in reference.history]
     assert_same_weights(weights(resumed.model), weights(reference.model))
     assert json.loads((tmp_path / "run" / "history.json").read_text()) == resumed.history
+
+
+@pytest.mark.parametrize("batch_augment, workers", [(True, 0), (False, 0),
+                                                    pytest.param(False, 1, marks=pytest.mark.slow)])
+def test_resume_in_the_middle_of_an_epoch_matches_uninterrupted_run(tmp_path, monkeypatch, batch_augment, workers):
+    # 3 steps per epoch; checkpoints after steps 2 (epoch 1), 3 (its end), 4 (step 1 of epoch 2) and 6 (the end).
+    config = dict(epochs=2, deterministic=True, checkpoint_every=1, checkpoint_every_steps=2,
+                  batch_augment=batch_augment, workers=workers)
+    reference = pretrain(tiny(**config, out_dir=str(tmp_path / "reference")))
+    crash_after_first_checkpoint(monkeypatch, tiny(**config, out_dir=str(tmp_path / "run")), at_step=4)
+
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path / "run")] == ["checkpoint-00001.pt",
+                                                                         "checkpoint-00001-step0000004.pt"]
+    state, _ = ckpt.load_latest(tmp_path / "run")
+    assert (state["epoch"], state["step"], state["step_in_epoch"]) == (1, 4, 1)
+    assert len(state["epoch_progress"][0]["losses"]) == 1
+    resumed = pretrain(tiny(**config, out_dir=str(tmp_path / "run"), resume=True))
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in reference.history]
+    assert [h["grad_norm"] for h in resumed.history] == [h["grad_norm"] for h in reference.history]
+    assert_same_weights(weights(resumed.model), weights(reference.model))
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path / "run")] == ["checkpoint-00001-step0000004.pt",
+                                                                         "checkpoint-00002.pt"]
 
 
 def test_resume_with_a_different_config_names_the_fields(tmp_path):
