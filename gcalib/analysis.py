@@ -4,12 +4,15 @@ Three groups, one per notebook:
 
 * optimal transport between point clouds: :func:`two_clouds`, :func:`squared_distances`,
   :func:`exact_plan` (linear programme), :func:`transport_cost`, :func:`plan_entropy`,
-  :func:`marginal_errors` (Sinkhorn's marginal error after every iteration), :func:`eps_sweep`;
+  :func:`entropic_entropy` (the entropy of the entropic OT objective), :func:`marginal_errors`
+  (Sinkhorn's marginal error after every iteration), :func:`marginal_deviation`,
+  :func:`convergence_summary`, :func:`eps_sweep`;
 * the contrastive batch as a transport problem: :func:`contrastive_batch`, :func:`batch_cost`,
-  :func:`nt_xent` (an independent InfoNCE written with ``cross_entropy``), :func:`loss_vs_iterations`;
+  :func:`nt_xent` (an independent InfoNCE written with ``cross_entropy``, any number of views),
+  :func:`cross_entropy_and_kl`, :func:`loss_vs_iterations`, :func:`first_iteration_share`;
 * the loss family under the microscope: :func:`loss_from_similarity`, :func:`similarity_gradient`
   (∂loss/∂cos for every pair), :func:`pull_and_push`, :func:`positive_pair_indices`,
-  :func:`corrupt_views`, :func:`corrupted_rows`, :func:`pull_share`.
+  :func:`corrupt_views`, :func:`corrupted_rows`, :func:`pull_share`, :func:`gained_mass_share`.
 """
 from __future__ import annotations
 
@@ -33,12 +36,17 @@ __all__ = [
     "exact_plan",
     "transport_cost",
     "plan_entropy",
+    "entropic_entropy",
     "marginal_errors",
+    "marginal_deviation",
+    "convergence_summary",
     "eps_sweep",
     "contrastive_batch",
     "batch_cost",
     "nt_xent",
+    "cross_entropy_and_kl",
     "loss_vs_iterations",
+    "first_iteration_share",
     "loss_from_similarity",
     "similarity_gradient",
     "positive_pair_indices",
@@ -46,6 +54,7 @@ __all__ = [
     "corrupt_views",
     "corrupted_rows",
     "pull_share",
+    "gained_mass_share",
 ]
 
 
@@ -143,6 +152,13 @@ def plan_entropy(plan: torch.Tensor) -> float:
     return float(-torch.special.xlogy(plan, plan).sum())
 
 
+def entropic_entropy(plan: torch.Tensor) -> float:
+    """``H(P) = −Σ_ij P_ij (log P_ij − 1)``, the entropy in the entropic OT objective ``⟨C, P⟩ − ε H(P)``
+    (``0 log 0 = 0``): the Shannon entropy (:func:`plan_entropy`) plus the total mass ``Σ_ij P_ij``.
+    For a plan of total mass one its largest value, reached by the uniform plan, is ``log(nm) + 1``."""
+    return plan_entropy(plan) + float(plan.sum())
+
+
 def marginal_errors(
     cost: torch.Tensor,
     eps: float,
@@ -177,6 +193,30 @@ def marginal_errors(
     return errors
 
 
+def marginal_deviation(plan: torch.Tensor, a: Optional[torch.Tensor] = None, b: Optional[torch.Tensor] = None) -> float:
+    """``‖P𝟙 − a‖₁ + ‖Pᵀ𝟙 − b‖₁``: how far the plan's marginals are from ``a`` and ``b`` (uniform
+    probability vectors by default). For balanced OT this is Sinkhorn's marginal error; an unbalanced
+    plan keeps a deviation at its optimum on purpose (it destroys or creates mass)."""
+    _check_matrix("plan", plan)
+    n, m = plan.shape
+    a = _weights("a", a, n, plan)
+    b = _weights("b", b, m, plan)
+    return float((plan.sum(1) - a).abs().sum() + (plan.sum(0) - b).abs().sum())
+
+
+def convergence_summary(errors: Sequence[float], tol: float) -> str:
+    """One line about a trace of :func:`marginal_errors` run with ``tol``: the iteration at which the
+    error first fell below ``tol``, or the error after the last iteration (rounded to two digits)."""
+    check_positive("tol", tol)
+    errors = list(errors)
+    if not errors:
+        raise ValueError("errors must hold at least one marginal error")
+    below = [k for k, error in enumerate(errors, start=1) if error < tol]
+    if below:
+        return f"below {tol:.0e} after {below[0]} iterations"
+    return f"{errors[-1]:.1e} after {len(errors)} iterations (not converged)"
+
+
 def eps_sweep(
     cost: torch.Tensor,
     eps_values: Iterable[float],
@@ -186,16 +226,18 @@ def eps_sweep(
     tol: float = 1e-9,
     max_iter: int = 20000,
 ) -> dict[str, list[float]]:
-    """Converged entropic plans for each ε: ``{"eps", "cost" ⟨C,P_ε⟩, "entropy" H(P_ε),
-    "iterations", "gap" ⟨C,P_ε⟩ − ⟨C,P_exact⟩}`` (the gap uses :func:`exact_plan`)."""
+    """Converged entropic plans for each ε: ``{"eps", "cost" ⟨C,P_ε⟩, "entropy"`` (Shannon, :func:`plan_entropy`),
+    ``"H"`` (the objective's ``−Σ P(log P − 1)``, :func:`entropic_entropy`), ``"iterations", "gap"
+    ⟨C,P_ε⟩ − ⟨C,P_exact⟩}`` (the gap uses :func:`exact_plan`)."""
     reference = transport_cost(exact_plan(cost, a, b), cost)
-    table: dict[str, list[float]] = {"eps": [], "cost": [], "entropy": [], "iterations": [], "gap": []}
+    table: dict[str, list[float]] = {"eps": [], "cost": [], "entropy": [], "H": [], "iterations": [], "gap": []}
     for eps in eps_values:
         result = sinkhorn(cost, eps, a, b, tol=tol, max_iter=max_iter)
         value = transport_cost(result.plan, cost)
         table["eps"].append(float(eps))
         table["cost"].append(value)
         table["entropy"].append(plan_entropy(result.plan))
+        table["H"].append(entropic_entropy(result.plan))
         table["iterations"].append(result.n_iter)
         table["gap"].append(value - reference)
     return table
@@ -243,15 +285,41 @@ def batch_cost(views: Sequence[torch.Tensor]) -> torch.Tensor:
     return (1.0 - z @ z.T).fill_diagonal_(math.inf)
 
 
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
-    """NT-Xent (SimCLR) for two views, written with ``F.cross_entropy``: logits ``cos/τ`` over the
-    2B − 1 other rows, the label of row ``i`` is its partner ``(i + B) mod 2B``; mean over rows."""
+def nt_xent(*views: torch.Tensor, temperature: Optional[float] = None) -> torch.Tensor:
+    """NT-Xent (SimCLR) written with ``F.cross_entropy``, for V ≥ 2 views of B samples (blocked rows,
+    n = V·B): logits ``cos/τ`` over the n − 1 other rows; row ``r`` has the V − 1 labels
+    ``(r + kB) mod n``, k = 1..V−1, and the loss is the mean over rows and over those labels (for two
+    views, the usual NT-Xent). ``temperature`` may also be given as the last positional argument
+    (``nt_xent(z1, z2, 0.5)``)."""
+    if temperature is None and views and not isinstance(views[-1], torch.Tensor):
+        views, temperature = views[:-1], views[-1]
+    if temperature is None:
+        raise TypeError("nt_xent needs a temperature: nt_xent(*views, temperature=0.5)")
     check_positive("temperature", temperature)
-    z = F.normalize(torch.cat([z1, z2]), dim=1)
-    n = z.shape[0]
+    if len(views) < 2:
+        raise ValueError(f"nt_xent needs at least two views, got {len(views)}")
+    z = F.normalize(torch.cat(views), dim=1)
+    n, batch_size = z.shape[0], views[0].shape[0]
     logits = (z @ z.T / temperature).masked_fill(torch.eye(n, dtype=torch.bool, device=z.device), -math.inf)
-    labels = torch.arange(n, device=z.device).roll(n // 2)
-    return F.cross_entropy(logits, labels)
+    rows = torch.arange(n, device=z.device)
+    return torch.stack([F.cross_entropy(logits, (rows + k * batch_size) % n) for k in range(1, len(views))]).mean()
+
+
+def cross_entropy_and_kl(target: torch.Tensor, plan: torch.Tensor) -> dict[str, float]:
+    """The cross-entropy ``−(1/n) Σ_rs T̂_rs log P_rs`` of a plan against the row-normalised target
+    ``T̂ = T / T𝟙``, the mean row entropy of ``T̂`` and the KL divergence ``KL(T̂ ‖ P) = cross-entropy −
+    entropy`` (per row, averaged). The GCA losses report the cross-entropy; it equals the KL only when
+    every row of ``T̂`` puts all its mass on one entry (entropy 0, e.g. two views)."""
+    _check_matrix("target", target)
+    _check_matrix("plan", plan)
+    if target.shape != plan.shape:
+        raise ValueError(f"target and plan must have the same shape, got {tuple(target.shape)} and {tuple(plan.shape)}")
+    validate_target(target, target.shape[0])
+    hat = target / target.sum(1, keepdim=True)
+    log_plan = torch.where(hat > 0, plan.clamp_min(0).log(), torch.zeros_like(plan))
+    cross_entropy = float(-(hat * log_plan).sum(1).mean())
+    entropy = float(-torch.special.xlogy(hat, hat).sum(1).mean())
+    return {"cross_entropy": cross_entropy, "target_entropy": entropy, "kl": cross_entropy - entropy}
 
 
 def loss_vs_iterations(
@@ -271,6 +339,22 @@ def loss_vs_iterations(
         for eps in tqdm(eps_values, desc="eps", disable=not progress):
             curves[float(eps)] = [float(make_loss(name, eps=eps, n_iter=k, **hparams)(*views)) for k in n_iters]
     return curves
+
+
+def first_iteration_share(curve: Sequence[float], n_iters: Sequence[int]) -> float:
+    """Share of the loss change from ``n_iter = 0`` to the last entry of ``n_iters`` that the first
+    iteration makes: ``(L(0) − L(1)) / (L(0) − L(last))`` for a curve of :func:`loss_vs_iterations`
+    (``n_iters`` must contain 0 and 1)."""
+    n_iters = list(n_iters)
+    curve = [float(v) for v in curve]
+    if len(curve) != len(n_iters):
+        raise ValueError(f"curve has {len(curve)} values but n_iters has {len(n_iters)}")
+    if 0 not in n_iters or 1 not in n_iters:
+        raise ValueError(f"n_iters must contain 0 and 1, got {n_iters}")
+    start, first, last = curve[n_iters.index(0)], curve[n_iters.index(1)], curve[-1]
+    if start == last:
+        raise ValueError("the loss does not change between n_iter = 0 and the last n_iter: a share is undefined")
+    return (start - first) / (start - last)
 
 
 # --------------------------------------------------------------------------- gradients and corruption
@@ -399,3 +483,19 @@ def corrupt_views(
     device_mask = mask.to(last.device).unsqueeze(1)
     corrupted = torch.where(device_mask, noise, last)
     return [*views[:-1], corrupted], mask
+
+
+def gained_mass_share(plan: torch.Tensor, reference: torch.Tensor, target: torch.Tensor) -> float:
+    """Of the mass ``plan`` puts above ``reference`` (the sum of the positive entries of ``plan −
+    reference``), the share that lands on the target's pairs (``T_rs > 0``, e.g. positive pairs)."""
+    _check_matrix("plan", plan)
+    _check_matrix("reference", reference)
+    _check_matrix("target", target)
+    if not plan.shape == reference.shape == target.shape:
+        raise ValueError(f"plan, reference and target must have the same shape, got {tuple(plan.shape)}, "
+                         f"{tuple(reference.shape)} and {tuple(target.shape)}")
+    gain = (plan - reference).clamp_min(0)
+    total = gain.sum()
+    if total <= 0:
+        raise ValueError("plan puts no mass above reference anywhere: a share is undefined")
+    return float(gain[target > 0].sum() / total)

@@ -143,11 +143,13 @@ def plot_target(target: torch.Tensor, n_views: int = 2, *, domains=None, labels=
 def plan_inspector(domains, labels=None, *, n_views: int = 2, kind: str = "domain", alpha: float = 0.2,
                    beta: float = 0.0, max_weight: float = 1.0):
     """An explorer with a plan-kind menu and α, β sliders, redrawing :func:`plot_target` for a batch
-    whose samples have ``domains`` (and optionally ``labels``). Returns a :class:`gcalib.viz.Explorer`."""
+    whose samples have ``domains`` (and optionally ``labels``). Returns a :class:`gcalib.viz.Explorer`.
+
+    α and β weight the domain plan only: the sliders are disabled while another kind is selected."""
     import ipywidgets as widgets
     from matplotlib.figure import Figure
 
-    from .viz import Explorer
+    from .viz import CONTROL_STYLE, Explorer
 
     domains = _ids("domains", domains)
     if labels is not None:
@@ -161,12 +163,15 @@ def plan_inspector(domains, labels=None, *, n_views: int = 2, kind: str = "domai
         check_real(name, value, lambda v: 0 <= v <= max_weight, f"a number in [0, max_weight={max_weight}]")
     step = max_weight / 100
     controls = {
-        "kind": widgets.Dropdown(options=kinds, value=kind, description="plan"),
-        "alpha": widgets.FloatSlider(value=alpha, min=0.0, max=max_weight, step=step, description="α (same dom.)",
-                                     continuous_update=False, readout_format=".2f"),
-        "beta": widgets.FloatSlider(value=beta, min=0.0, max=max_weight, step=step, description="β (other dom.)",
-                                    continuous_update=False, readout_format=".2f"),
+        "kind": widgets.Dropdown(options=kinds, value=kind, description="plan", style=CONTROL_STYLE),
+        "alpha": widgets.FloatSlider(value=alpha, min=0.0, max=max_weight, step=step, description="α (same domain)",
+                                     continuous_update=False, readout_format=".2f", style=CONTROL_STYLE),
+        "beta": widgets.FloatSlider(value=beta, min=0.0, max=max_weight, step=step, description="β (other domains)",
+                                    continuous_update=False, readout_format=".2f", style=CONTROL_STYLE),
     }
+
+    def active(kind: str, alpha: float, beta: float) -> dict[str, bool]:
+        return {"alpha": kind == "domain", "beta": kind == "domain"}
 
     def draw(kind: str, alpha: float, beta: float) -> Figure:
         target = build_plan(kind, labels=labels, domains=domains, alpha=alpha, beta=beta, n_views=n_views)
@@ -174,4 +179,4 @@ def plan_inspector(domains, labels=None, *, n_views: int = 2, kind: str = "domai
         return plot_target(target, n_views, domains=domains, labels=labels, title=title,
                            figure=Figure(figsize=(9.0, 3.8)))
 
-    return Explorer(draw, controls)
+    return Explorer(draw, controls, active)

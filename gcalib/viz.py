@@ -27,7 +27,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .losses import LOSSES, make_loss
+from .losses import LOSSES, PRESETS, make_loss
 from .ot import sinkhorn
 from .validation import check_choice, check_int
 
@@ -42,12 +42,33 @@ __all__ = [
     "plot_embedding",
     "plot_alignment_uniformity",
     "plot_robustness_grid",
+    "LOSS_COLORS",
+    "loss_color",
     "Explorer",
     "sinkhorn_explorer",
     "loss_plan_explorer",
 ]
 
 ArrayLike = Union[torch.Tensor, np.ndarray, Sequence[float]]
+
+# One colour per loss preset (and baseline), used by every figure that shows several losses, so a colour
+# keeps its meaning across figures and notebooks. ``hs_ince`` is an alias of ``infonce``.
+LOSS_COLORS: dict[str, str] = {
+    "infonce": "tab:blue",
+    "hs_ince": "tab:blue",
+    "gca_ince": "tab:orange",
+    "rince": "tab:green",
+    "gca_rince": "tab:red",
+    "gca_uot": "tab:purple",
+    "iot": "tab:brown",
+    "iot_uni": "tab:pink",
+    "byol": "tab:gray",
+}
+
+
+def loss_color(name: str) -> str:
+    """The colour of a loss preset (or ``"byol"``) in every figure: :data:`LOSS_COLORS`."""
+    return LOSS_COLORS[check_choice("loss", name, tuple(LOSS_COLORS))]
 
 
 def to_numpy(value: ArrayLike, name: str = "value") -> np.ndarray:
@@ -203,8 +224,10 @@ def plot_curves(
     ylabel: str = "",
     title: Optional[str] = None,
     marker: Optional[str] = None,
+    colors: Optional[Mapping[str, str]] = None,
 ) -> Axes:
-    """One line per entry of ``curves`` against ``x`` (default ``1, 2, …``), optionally log-scaled."""
+    """One line per entry of ``curves`` against ``x`` (default ``1, 2, …``), optionally log-scaled;
+    ``colors`` maps a label to its colour (e.g. :data:`LOSS_COLORS`; labels not in it use the cycle)."""
     if not isinstance(curves, Mapping) or not curves:
         raise ValueError("curves must be a non-empty mapping {label: values}")
     ax = _axes(ax, (5.0, 3.5))
@@ -215,7 +238,7 @@ def plot_curves(
             raise ValueError(f"curve {label!r} has {ys.shape} values but x has {xs.shape}")
         if logy and (ys <= 0).any():
             raise ValueError(f"curve {label!r} has values <= 0, which a log-scaled y axis cannot show")
-        ax.plot(xs, ys, label=str(label), marker=marker)
+        ax.plot(xs, ys, label=str(label), marker=marker, color=(colors or {}).get(label))
     if logx:
         ax.set_xscale("log")
     if logy:
@@ -236,9 +259,11 @@ def plot_bars(
     ylabel: str = "",
     title: Optional[str] = None,
     reference: Optional[float] = None,
+    group_colors: Optional[Mapping[str, str]] = None,
 ) -> Axes:
     """Grouped bars: one group per outer key, one coloured bar per inner key (same inner keys in
-    every group). ``reference`` draws a dashed horizontal line."""
+    every group). ``reference`` draws a dashed horizontal line. ``group_colors`` (e.g.
+    :data:`LOSS_COLORS`) colours every bar of a group alike and tells the inner keys apart by hatching."""
     if not isinstance(table, Mapping) or not table:
         raise ValueError("table must be a non-empty mapping {group: {bar: value}}")
     groups = list(table)
@@ -249,9 +274,17 @@ def plot_bars(
     ax = _axes(ax, (min(11.0, max(4.0, 0.4 * len(groups) * len(series))), 3.5))
     width = 0.8 / len(series)
     positions = np.arange(len(groups))
+    hatches = ("", "//", "..", "xx", "\\\\", "oo")
     for k, name in enumerate(series):
         heights = [float(table[group][name]) for group in groups]
-        ax.bar(positions + (k - (len(series) - 1) / 2) * width, heights, width, label=str(name))
+        offset = positions + (k - (len(series) - 1) / 2) * width
+        if group_colors is None:
+            ax.bar(offset, heights, width, label=str(name))
+        else:
+            colours = [group_colors.get(str(group), "tab:gray") for group in groups]
+            ax.bar(offset, heights, width, color=colours, hatch=hatches[k % len(hatches)], edgecolor="white")
+            ax.bar([np.nan], [np.nan], color="lightgray", hatch=hatches[k % len(hatches)], edgecolor="white",
+                   label=str(name))
     labels = [str(g) for g in groups]
     crowded = len(groups) > 4 and max(len(label) for label in labels) > 3
     ax.set_xticks(positions)
@@ -432,9 +465,14 @@ class Explorer(widgets.VBox):
 
     The first figure is drawn at construction; ``figure`` is the latest one. Drawing never goes
     through an ``Output`` widget (see the module docstring), so headless runs do not block.
+
+    ``active(**values)``, when given, returns ``{control name: bool}`` before every drawing; a control
+    mapped to False is disabled (greyed out) because it does nothing in the current state, and is
+    enabled again when it is mapped to True. Controls it does not name are left as they are.
     """
 
-    def __init__(self, draw: Callable[..., Figure], controls: Mapping[str, widgets.ValueWidget]) -> None:
+    def __init__(self, draw: Callable[..., Figure], controls: Mapping[str, widgets.ValueWidget],
+                 active: Optional[Callable[..., Mapping[str, bool]]] = None) -> None:
         if not callable(draw):
             raise TypeError(f"draw must be callable, got {type(draw).__name__}")
         if not isinstance(controls, Mapping) or not controls:
@@ -442,7 +480,10 @@ class Explorer(widgets.VBox):
         for name, control in controls.items():
             if not isinstance(control, widgets.ValueWidget):
                 raise TypeError(f"control {name!r} must be an ipywidgets ValueWidget, got {type(control).__name__}")
+        if active is not None and not callable(active):
+            raise TypeError(f"active must be callable or None, got {type(active).__name__}")
         self._draw = draw
+        self._active = active
         self.controls = dict(controls)
         self.image = widgets.Image(format="png")
         self.figure: Optional[Figure] = None
@@ -464,6 +505,11 @@ class Explorer(widgets.VBox):
 
         A figure made with pyplot is closed once rendered, so the inline backend does not show it
         a second time below the explorer."""
+        if self._active is not None:
+            for name, enabled in self._active(**self.values).items():
+                if name not in self.controls:
+                    raise KeyError(f"active returned {name!r}, which is not a control ({', '.join(self.controls)})")
+                self.controls[name].disabled = not enabled
         figure = self._draw(**self.values)
         if not isinstance(figure, Figure):
             raise TypeError(f"draw must return a matplotlib Figure, got {type(figure).__name__}")
@@ -473,11 +519,19 @@ class Explorer(widgets.VBox):
         return figure
 
 
+# Controls size their description to its text, so labels such as "α (same domain)" are never cut off.
+CONTROL_STYLE = {"description_width": "initial"}
+
+# Presets defined by a single row projection of the kernel (n_iter = 0): drawn with n_iter = 0 always.
+ROW_PROJECTION_PRESETS = tuple(name for name, spec in PRESETS.items() if spec.n_iter == 0)
+
+
 def _log_slider(description: str, value: float, low: float, high: float) -> widgets.FloatLogSlider:
     if not low <= value <= high:
         raise ValueError(f"{description} must be in [{low}, {high}], got {value}")
     return widgets.FloatLogSlider(value=value, base=10, min=math.log10(low), max=math.log10(high), step=0.05,
-                                  description=description, continuous_update=False, readout_format=".3g")
+                                  description=description, continuous_update=False, readout_format=".3g",
+                                  style=CONTROL_STYLE)
 
 
 def sinkhorn_explorer(
@@ -493,31 +547,48 @@ def sinkhorn_explorer(
     unbalanced: bool = False,
     max_iter: int = 300,
 ) -> Explorer:
-    """Sliders for ε, the number of Sinkhorn iterations and ρ (used on both sides when
-    ``unbalanced`` is ticked, otherwise the marginals are hard) redrawing the plan heatmap, its
-    marginal error and, given the clouds ``x``, ``y``, the transport lines."""
+    """Sliders for ε, the number of Sinkhorn iterations (one iteration = a row update then a column
+    update) and ρ (used on both sides when ``unbalanced`` is ticked, otherwise the marginals are hard
+    and the ρ slider is disabled) redrawing the plan heatmap and, given the clouds ``x``, ``y``, the
+    transport lines.
+
+    The heatmap's title gives the marginal error ``‖P𝟙 − a‖₁ + ‖Pᵀ𝟙 − b‖₁``
+    (:func:`gcalib.analysis.marginal_deviation`): Sinkhorn's convergence measure for a balanced plan.
+    An unbalanced plan keeps a deviation at its optimum on purpose, so in unbalanced mode the title adds
+    the distance to that optimum, the residual of its optimality condition (``OTResult.marginal_error``)."""
+    from .analysis import marginal_deviation
+
     if (x is None) != (y is None):
         raise ValueError("give both x and y (the point clouds) or neither")
     controls = {
         "eps": _log_slider("ε", eps, 1e-3, 10.0),
-        "n_iter": widgets.IntSlider(value=n_iter, min=0, max=max_iter, description="iterations", continuous_update=False),
+        "n_iter": widgets.IntSlider(value=n_iter, min=0, max=max_iter, description="iterations", continuous_update=False,
+                                    style=CONTROL_STYLE),
         "reg": _log_slider("ρ", reg, 1e-3, 1e3),
-        "unbalanced": widgets.Checkbox(value=unbalanced, description="unbalanced"),
+        "unbalanced": widgets.Checkbox(value=unbalanced, description="unbalanced", style=CONTROL_STYLE),
     }
+
+    def active(eps: float, n_iter: int, reg: float, unbalanced: bool) -> dict[str, bool]:
+        return {"reg": bool(unbalanced)}
 
     def draw(eps: float, n_iter: int, reg: float, unbalanced: bool) -> Figure:
         rho = reg if unbalanced else math.inf
         result = sinkhorn(cost, eps, a, b, reg_a=rho, reg_b=rho, n_iter=n_iter)
         figure = Figure(figsize=(9.0 if x is not None else 4.5, 3.8))
         axes = figure.subplots(1, 2 if x is not None else 1, squeeze=False).flat
-        kind = f"unbalanced ρ={reg:.3g}" if unbalanced else "balanced"
-        plot_plan(result.plan, axes[0], title=f"{kind}, ε={eps:.3g}, {n_iter} it.\nmarginal error {result.marginal_error:.2e}")
+        deviation = marginal_deviation(result.plan, a, b)
+        if unbalanced:
+            title = (f"unbalanced ρ={reg:.3g}, ε={eps:.3g}, {n_iter} it.\nmarginal error {deviation:.2e} "
+                     f"(kept by design)\noptimality residual {result.marginal_error:.2e}")
+        else:
+            title = f"balanced, ε={eps:.3g}, {n_iter} it.\nmarginal error {deviation:.2e}"
+        plot_plan(result.plan, axes[0], title=title)
         if x is not None:
             plot_transport(x, y, result.plan, axes[1], title=f"mass moved {float(result.plan.sum()):.3f}")
         figure.tight_layout()
         return figure
 
-    return Explorer(draw, controls)
+    return Explorer(draw, controls, active)
 
 
 def loss_plan_explorer(
@@ -530,23 +601,34 @@ def loss_plan_explorer(
     max_iter: int = 100,
 ) -> Explorer:
     """A loss menu and sliders for ε and ``n_iter`` redrawing the plan the loss scores on ``views``
-    (``GCALoss.plan``) and the mass each column receives (hubs stand out; Sinkhorn levels them)."""
+    (``GCALoss.plan``) and the mass each column receives (hubs stand out; Sinkhorn levels them).
+
+    Each preset is drawn as its loss computes it: the presets defined by a single row projection
+    (``n_iter = 0``: ``infonce``, ``hs_ince``, ``rince``, see ``ROW_PROJECTION_PRESETS``) always use
+    ``n_iter = 0``, and the ``n_iter`` slider is disabled while one of them is selected."""
     names = list(names)
     check_choice("loss", name, names)
     n_views = len(views)
     controls = {
-        "name": widgets.Dropdown(options=names, value=name, description="loss"),
+        "name": widgets.Dropdown(options=names, value=name, description="loss", style=CONTROL_STYLE),
         "eps": _log_slider("ε", eps, 1e-2, 10.0),
-        "n_iter": widgets.IntSlider(value=n_iter, min=0, max=max_iter, description="n_iter", continuous_update=False),
+        "n_iter": widgets.IntSlider(value=n_iter, min=0, max=max_iter, description="n_iter", continuous_update=False,
+                                    style=CONTROL_STYLE),
     }
 
+    def active(name: str, eps: float, n_iter: int) -> dict[str, bool]:
+        return {"n_iter": name not in ROW_PROJECTION_PRESETS}
+
     def draw(name: str, eps: float, n_iter: int) -> Figure:
-        plan = make_loss(name, eps=eps, n_iter=n_iter).plan(*views)
+        fixed = name in ROW_PROJECTION_PRESETS
+        iterations = 0 if fixed else n_iter
+        plan = make_loss(name, eps=eps, n_iter=iterations).plan(*views)
         figure = Figure(figsize=(9.0, 3.8))
         left, right = figure.subplots(1, 2)
-        plot_plan(plan, left, title=f"{name}: ε={eps:.3g}, n_iter={n_iter}", n_views=n_views)
+        suffix = " (fixed)" if fixed else ""
+        plot_plan(plan, left, title=f"{name}: ε={eps:.3g}, n_iter={iterations}{suffix}", n_views=n_views)
         received = to_numpy(plan.sum(0))
-        right.bar(np.arange(received.size), received, color="tab:purple")
+        right.bar(np.arange(received.size), received, color=LOSS_COLORS.get(name, "tab:gray"))
         right.axhline(1.0, color="black", linestyle="--", linewidth=1)
         right.set_xlabel("column j")
         right.set_ylabel("mass received  Σ_i P_ij")
@@ -554,4 +636,4 @@ def loss_plan_explorer(
         figure.tight_layout()
         return figure
 
-    return Explorer(draw, controls)
+    return Explorer(draw, controls, active)

@@ -287,3 +287,82 @@ def test_bad_arguments_name_the_argument():
     with pytest.raises(ValueError, match="a must be a tensor of shape"):
         analysis.exact_plan(torch.rand(2, 2, dtype=torch.float64), torch.ones(3, dtype=torch.float64))
     np.testing.assert_array_equal(analysis.positive_pair_indices(torch.zeros(3, 3))[0].numpy(), [])
+
+
+def test_entropic_entropy_is_shannon_plus_mass_and_the_sweep_reports_it():
+    uniform = torch.full((3, 4), 1 / 12, dtype=torch.float64)
+    assert analysis.entropic_entropy(uniform) == pytest.approx(math.log(12) + 1)
+    plan = torch.tensor([[0.5, 0.0], [0.25, 0.25]], dtype=torch.float64)
+    assert analysis.entropic_entropy(plan) == pytest.approx(-sum(p * (math.log(p) - 1) for p in (0.5, 0.25, 0.25)))
+    x, y = analysis.two_clouds(5, 5, seed=1)
+    table = analysis.eps_sweep(analysis.squared_distances(x, y), [0.01, 10.0])
+    assert table["H"] == pytest.approx([e + 1 for e in table["entropy"]], abs=1e-9)
+    assert table["H"][-1] == pytest.approx(math.log(25) + 1, abs=1e-3)
+
+
+def test_marginal_deviation_is_the_balanced_marginal_error_and_positive_for_unbalanced_plans():
+    x, y = analysis.two_clouds(5, 4, n_outliers=1)
+    cost = analysis.squared_distances(x, y)
+    balanced = sinkhorn(cost, 0.1, n_iter=3)
+    assert analysis.marginal_deviation(balanced.plan) == pytest.approx(balanced.marginal_error, rel=1e-9)
+    unbalanced = sinkhorn(cost, 0.05, reg_a=0.1, reg_b=0.1, tol=1e-12, max_iter=5000)
+    assert unbalanced.marginal_error < 1e-10 < 0.05 < analysis.marginal_deviation(unbalanced.plan)
+    a = torch.tensor([0.5, 0.5], dtype=torch.float64)
+    assert analysis.marginal_deviation(torch.tensor([[0.5, 0.0], [0.0, 0.25]], dtype=torch.float64), a, a) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match=r"a must be a tensor of shape \(2,\)"):
+        analysis.marginal_deviation(torch.eye(2, dtype=torch.float64), torch.ones(3, dtype=torch.float64))
+
+
+def test_convergence_summary_reports_the_first_iteration_below_tol_or_the_last_error():
+    assert analysis.convergence_summary([1.0, 1e-3, 1e-13, 1e-14], 1e-12) == "below 1e-12 after 3 iterations"
+    assert analysis.convergence_summary([1.0, 7.62e-4], 1e-12) == "7.6e-04 after 2 iterations (not converged)"
+    with pytest.raises(ValueError, match="at least one"):
+        analysis.convergence_summary([], 1e-12)
+
+
+def test_nt_xent_with_three_views_is_the_multi_positive_cross_entropy_of_the_infonce_preset():
+    views = analysis.contrastive_batch(4, 6, n_views=3, seed=2)
+    z = embed_views(views)
+    total = 0.0
+    for r in range(12):
+        log_norm = math.log(sum(math.exp(float(z[r] @ z[s]) / 0.5) for s in range(12) if s != r))
+        partners = [s for s in range(12) if s != r and s % 4 == r % 4]
+        total += sum(-(float(z[r] @ z[s]) / 0.5 - log_norm) for s in partners) / 2
+    assert float(analysis.nt_xent(*views, temperature=0.5)) == pytest.approx(total / 12, rel=1e-10)
+    assert float(analysis.nt_xent(*views, temperature=0.5)) == pytest.approx(float(make_loss("infonce", eps=0.5)(*views)), rel=1e-10)
+    with pytest.raises(TypeError, match="needs a temperature"):
+        analysis.nt_xent(*views)
+
+
+def test_cross_entropy_and_kl_differ_by_the_target_entropy():
+    views = analysis.contrastive_batch(5, 6, n_views=3, seed=4)
+    target = plans.positive_pairs(5, 3, dtype=torch.float64)
+    plan = make_loss("infonce", eps=0.5).plan(*views)
+    values = analysis.cross_entropy_and_kl(target, plan)
+    assert values["cross_entropy"] == pytest.approx(float(make_loss("infonce", eps=0.5)(*views)), rel=1e-10)
+    assert values["target_entropy"] == pytest.approx(math.log(2))
+    hat = target / target.sum(1, keepdim=True)
+    kl = float(sum((hat[r][hat[r] > 0] * (hat[r][hat[r] > 0] / plan[r][hat[r] > 0]).log()).sum() for r in range(15)) / 15)
+    assert values["kl"] == pytest.approx(kl, rel=1e-10)
+    two = analysis.cross_entropy_and_kl(plans.positive_pairs(5, 2, dtype=torch.float64),
+                                        make_loss("infonce").plan(*views[:2]))
+    assert two["target_entropy"] == 0.0 and two["kl"] == two["cross_entropy"]
+
+
+def test_first_iteration_share_of_the_loss_change():
+    assert analysis.first_iteration_share([1.0, 0.6, 0.55, 0.5], [0, 1, 10, 100]) == pytest.approx(0.8)
+    with pytest.raises(ValueError, match="contain 0 and 1"):
+        analysis.first_iteration_share([1.0, 0.5], [0, 2])
+    with pytest.raises(ValueError, match="undefined"):
+        analysis.first_iteration_share([1.0, 1.0], [0, 1])
+
+
+def test_gained_mass_share_counts_the_gain_on_target_pairs():
+    reference = torch.full((2, 2), 0.25, dtype=torch.float64)
+    plan = torch.tensor([[0.35, 0.15], [0.2, 0.3]], dtype=torch.float64)  # gains 0.1 at (0, 0), 0.05 at (1, 1)
+    target = torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)
+    assert analysis.gained_mass_share(plan, reference, target) == pytest.approx(0.0)
+    assert analysis.gained_mass_share(plan, reference, 1 - target) == pytest.approx(1.0)
+    assert analysis.gained_mass_share(plan, reference, torch.eye(2, dtype=torch.float64)[[0, 0]] * torch.tensor([1.0, 0.0])) == pytest.approx(0.1 / 0.15)
+    with pytest.raises(ValueError, match="undefined"):
+        analysis.gained_mass_share(reference, reference, target)

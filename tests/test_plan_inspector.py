@@ -140,3 +140,18 @@ def test_plan_inspector_errors():
         plan_inspector(torch.tensor([0, 1]), kind="labels")
     with pytest.raises(ValueError, match=r"labels must hold one id per sample \(2\), got 3"):
         plan_inspector(torch.tensor([0, 1]), torch.tensor([0, 1, 2]))
+
+
+def test_plan_inspector_disables_alpha_and_beta_unless_the_plan_is_the_domain_plan():
+    domains, labels = torch.tensor([0, 0, 1, 1, 2]), torch.tensor([1, 0, 1, 0, 1])
+    explorer = plan_inspector(domains, labels, alpha=0.3, beta=0.1)
+    alpha, beta = explorer.controls["alpha"], explorer.controls["beta"]
+    assert not alpha.disabled and not beta.disabled
+    for kind in ("positive", "labels"):
+        explorer.controls["kind"].value = kind
+        assert alpha.disabled and beta.disabled
+    explorer.controls["kind"].value = "domain"
+    assert not alpha.disabled and not beta.disabled
+    assert plan_inspector(domains, kind="positive").controls["alpha"].disabled
+    assert all(c.style.description_width == "initial" for c in explorer.controls.values())
+    assert alpha.description == "α (same domain)" and beta.description == "β (other domains)"

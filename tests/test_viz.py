@@ -284,3 +284,79 @@ def test_loss_plan_explorer_shows_the_plan_the_loss_scores():
     assert math.isclose(max(bars), float(plan.sum(0).max()))
     with pytest.raises(ValueError, match="unknown loss 'simclr'; valid: infonce, hs_ince"):
         viz.loss_plan_explorer(views, name="simclr")
+
+
+def test_explorer_active_disables_controls_that_do_nothing_and_enables_them_again():
+    mode, level = widgets.Dropdown(options=["a", "b"], value="a"), widgets.IntSlider(value=1)
+    explorer = viz.Explorer(lambda mode, level: Figure(), {"mode": mode, "level": level},
+                            active=lambda mode, level: {"level": mode == "b"})
+    assert level.disabled and not mode.disabled
+    mode.value = "b"
+    assert not level.disabled
+    mode.value = "a"
+    assert level.disabled and explorer.values == {"mode": "a", "level": 1}
+    with pytest.raises(KeyError, match="'nope', which is not a control"):
+        viz.Explorer(lambda level: Figure(), {"level": widgets.IntSlider()}, active=lambda level: {"nope": True})
+    with pytest.raises(TypeError, match="active must be callable"):
+        viz.Explorer(lambda level: Figure(), {"level": widgets.IntSlider()}, active=3)
+
+
+def test_sinkhorn_explorer_disables_rho_unless_unbalanced_and_titles_the_marginal_error_of_the_plan():
+    x, y = analysis.two_clouds(5, 4, n_outliers=1)
+    cost = analysis.squared_distances(x, y)
+    explorer = viz.sinkhorn_explorer(cost, x=x, y=y, eps=0.1, n_iter=5, reg=0.1)
+    assert explorer.controls["reg"].disabled
+    balanced = sinkhorn(cost, 0.1, n_iter=5)
+    assert f"marginal error {analysis.marginal_deviation(balanced.plan):.2e}" in explorer.figure.axes[0].get_title()
+    explorer.controls["unbalanced"].value = True
+    assert not explorer.controls["reg"].disabled
+    relaxed = sinkhorn(cost, 0.1, reg_a=0.1, reg_b=0.1, n_iter=5)
+    title = explorer.figure.axes[0].get_title()
+    assert f"marginal error {analysis.marginal_deviation(relaxed.plan):.2e}" in title
+    assert f"optimality residual {relaxed.marginal_error:.2e}" in title
+    explorer.controls["unbalanced"].value = False
+    assert explorer.controls["reg"].disabled
+    assert all(c.style.description_width == "initial" for c in explorer.controls.values())
+
+
+@pytest.mark.parametrize("name", ["infonce", "hs_ince", "rince"])
+def test_loss_plan_explorer_draws_row_projection_presets_at_n_iter_0_whatever_the_slider(name):
+    views = analysis.contrastive_batch(6, 4, seed=1)
+    explorer = viz.loss_plan_explorer(views, name="gca_ince", eps=0.2, n_iter=10)
+    assert not explorer.controls["n_iter"].disabled
+    explorer.controls["name"].value = name
+    assert explorer.controls["n_iter"].disabled and explorer.controls["n_iter"].value == 10
+    expected = make_loss(name, eps=0.2).plan(*views)
+    assert make_loss(name).spec.n_iter == 0
+    np.testing.assert_allclose(explorer.figure.axes[0].images[0].get_array(), expected.numpy())
+    assert not np.allclose(expected.numpy(), make_loss("gca_ince", eps=0.2, n_iter=10).plan(*views).numpy())
+    assert "n_iter=0" in explorer.figure.axes[0].get_title()
+    explorer.controls["name"].value = "gca_uot"
+    assert not explorer.controls["n_iter"].disabled
+    np.testing.assert_allclose(explorer.figure.axes[0].images[0].get_array(),
+                               make_loss("gca_uot", eps=0.2, n_iter=10).plan(*views).numpy())
+
+
+def test_loss_plan_explorer_colours_the_column_mass_with_the_loss_colour():
+    views = analysis.contrastive_batch(6, 4, seed=1)
+    explorer = viz.loss_plan_explorer(views, name="rince", eps=0.5)
+    colours = {matplotlib.colors.to_hex(p.get_facecolor()) for p in explorer.figure.axes[1].patches}
+    assert colours == {matplotlib.colors.to_hex(viz.loss_color("rince"))}
+
+
+def test_loss_colors_cover_every_preset_distinctly_and_plots_use_them():
+    from gcalib.losses import LOSSES
+    assert set(LOSSES) <= set(viz.LOSS_COLORS)
+    distinct = {viz.LOSS_COLORS[name] for name in LOSSES if name != "hs_ince"}
+    assert len(distinct) == len(LOSSES) - 1 and viz.loss_color("hs_ince") == viz.loss_color("infonce")
+    with pytest.raises(ValueError, match="unknown loss 'simclr'"):
+        viz.loss_color("simclr")
+    ax = viz.plot_curves({"rince": [1.0, 2.0], "other": [2.0, 1.0]}, colors=viz.LOSS_COLORS)
+    assert matplotlib.colors.to_hex(ax.lines[0].get_color()) == matplotlib.colors.to_hex("tab:green")
+    bars = viz.plot_bars({"rince": {"pull": 2.0, "push": 1.0}, "iot": {"pull": 1.0, "push": 1.0}},
+                         group_colors=viz.LOSS_COLORS)
+    drawn = [(p.get_height(), matplotlib.colors.to_hex(p.get_facecolor()), p.get_hatch()) for p in bars.patches
+             if not np.isnan(p.get_height())]
+    green, brown = matplotlib.colors.to_hex("tab:green"), matplotlib.colors.to_hex("tab:brown")
+    assert [(float(h), c, str(hatch or "")) for h, c, hatch in drawn] == [(2.0, green, ""), (1.0, brown, ""), (1.0, green, "//"), (1.0, brown, "//")]
+    assert [t.get_text() for t in bars.get_legend().get_texts()] == ["pull", "push"]
