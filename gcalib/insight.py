@@ -7,7 +7,8 @@
 * :func:`project_images`: encoder + projector outputs of V blocked views without gradients, with the
   running BatchNorm statistics (evaluation) or the batch's own (what the loss saw in a training step).
 * :func:`positive_pair_mass`: how much mass the loss's (unbalanced) Sinkhorn plan puts on each sample's
-  positive pairs, and how much each row sends at all.
+  positive pairs, and how much each row sends at all; :func:`relative_pull`: how hard a gradient step of a
+  loss pulls each positive pair together; :func:`broken_pairs_table`: both, for broken and intact pairs.
 * :func:`denormalise`, :func:`plot_image_grid`: normalised views back to pictures.
 * :func:`draw_views`, :func:`plot_view_pairs`: the views of a batch as the trainer draws them (augmented
   images or distinct renderings, broken positive pairs included), and their pictures;
@@ -45,6 +46,8 @@ __all__ = [
     "project_images",
     "PairMass",
     "positive_pair_mass",
+    "relative_pull",
+    "broken_pairs_table",
     "denormalise",
     "plot_image_grid",
     "ViewPairs",
@@ -159,6 +162,52 @@ def positive_pair_mass(views: Sequence[torch.Tensor], loss: GCALoss) -> PairMass
         pair_mass = (plan * target).sum(1).view(n_views, batch_size).sum(0) / pairs
         cosine = ((z @ z.T) * target).sum(1).view(n_views, batch_size).sum(0) / pairs
     return PairMass(plan=plan, row_mass=plan.sum(1), pair_mass=pair_mass, cosine=cosine)
+
+
+def relative_pull(loss: GCALoss, views: Sequence[torch.Tensor]) -> torch.Tensor:
+    """(B,): how hard a gradient step of ``loss`` pulls each sample's positive pairs together, relative to
+    the batch: ``−∂loss/∂cos`` (:func:`gcalib.analysis.similarity_gradient`) summed over the sample's
+    unordered positive pairs, divided by its mean over the B samples (1: an average pull)."""
+    from .analysis import similarity_gradient
+
+    if not isinstance(loss, GCALoss):
+        raise TypeError(f"loss must be a GCALoss (from gcalib.make_loss), got {type(loss).__name__}")
+    n_views, batch_size = len(views), views[0].shape[0]
+    gradient = similarity_gradient(loss, *views)
+    target = torch.triu(positive_pairs(batch_size, n_views, dtype=gradient.dtype), diagonal=1)
+    pull = -(gradient * target).sum(1).view(n_views, batch_size).sum(0)
+    return pull / pull.mean()
+
+
+def broken_pairs_table(mass: PairMass, corrupted: torch.Tensor, pulls: Optional[dict] = None):
+    """Broken against intact positive pairs of one batch (``corrupted`` (B,) bool, e.g.
+    :attr:`ViewPairs.corrupted`): number of ``pairs``, mean ``cosine`` and mean ``pair mass`` of
+    :func:`positive_pair_mass`, the ``share of the k lowest-mass pairs`` (k = the number of broken
+    pairs; a plan that finds every broken pair gives them 1.0, one that ranks at random their share of the
+    batch), and for each ``pulls`` entry (name → :func:`relative_pull`) the mean ``pull (<name>)``.
+    Returns a pandas DataFrame with rows ``broken`` and ``intact``."""
+    import pandas as pd
+
+    if not isinstance(mass, PairMass):
+        raise TypeError(f"mass must be a PairMass (from positive_pair_mass), got {type(mass).__name__}")
+    corrupted = torch.as_tensor(corrupted, dtype=torch.bool).cpu()
+    if corrupted.shape != mass.pair_mass.shape:
+        raise ValueError(f"corrupted must have shape {tuple(mass.pair_mass.shape)}, got {tuple(corrupted.shape)}")
+    k = int(corrupted.sum())
+    lowest = torch.zeros_like(corrupted)
+    lowest[mass.pair_mass.cpu().argsort()[:k]] = True
+    rows = {}
+    for name, group in (("broken", corrupted), ("intact", ~corrupted)):
+        count = int(group.sum())
+        row = {"pairs": count}
+        if count:
+            row["cosine"] = float(mass.cosine.cpu()[group].mean())
+            row["pair mass"] = float(mass.pair_mass.cpu()[group].mean())
+            row["share of the k lowest-mass pairs"] = float((lowest & group).sum()) / k if k else float("nan")
+            for key, pull in (pulls or {}).items():
+                row[f"pull ({key})"] = float(torch.as_tensor(pull).cpu()[group].mean())
+        rows[name] = row
+    return pd.DataFrame(rows).T
 
 
 def denormalise(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:

@@ -354,3 +354,35 @@ def test_load_sweep_gives_back_the_saved_result(tmp_path):
     (tmp_path / "bad.json").write_text('{"summary": []}')
     with pytest.raises(ValueError, match="lacks"):
         insight.load_sweep(tmp_path / "bad.json")
+
+
+def test_relative_pull_averages_to_one_and_follows_the_gradient_on_positive_pairs():
+    from gcalib import analysis
+
+    z = _views(batch=8, dim=6)
+    loss = make_loss("rince", eps=0.5)
+    pull = insight.relative_pull(loss, z)
+    assert pull.shape == (8,) and float(pull.mean()) == pytest.approx(1.0)
+    gradient = analysis.similarity_gradient(loss, *z)
+    raw = -gradient[torch.arange(8), torch.arange(8) + 8]
+    torch.testing.assert_close(pull, raw / raw.mean())
+    with pytest.raises(TypeError, match="GCALoss"):
+        insight.relative_pull(lambda a, b: 0.0, z)
+
+
+def test_broken_pairs_table_compares_broken_and_intact_pairs():
+    z = _views(batch=10, dim=8, noise=0.05)
+    gen = torch.Generator().manual_seed(1)
+    z[1][:3] = torch.randn(3, 8, generator=gen, dtype=z[1].dtype)  # three broken pairs
+    corrupted = torch.arange(10) < 3
+    mass = insight.positive_pair_mass(z, make_loss("gca_uot", eps=0.5))
+    pulls = {"rince": insight.relative_pull(make_loss("rince", eps=0.5), z)}
+    table = insight.broken_pairs_table(mass, corrupted, pulls)
+    assert list(table.index) == ["broken", "intact"] and list(table["pairs"]) == [3, 7]
+    assert table.loc["broken", "cosine"] == pytest.approx(float(mass.cosine[:3].mean()))
+    assert table.loc["broken", "pair mass"] < table.loc["intact", "pair mass"]
+    assert table.loc["broken", "share of the k lowest-mass pairs"] == 1.0
+    assert table.loc["intact", "share of the k lowest-mass pairs"] == 0.0
+    assert table.loc["broken", "pull (rince)"] == pytest.approx(float(pulls["rince"][:3].mean()))
+    with pytest.raises(ValueError, match="corrupted must have shape"):
+        insight.broken_pairs_table(mass, corrupted[:4])
