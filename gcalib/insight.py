@@ -285,6 +285,16 @@ class ViewPairs:
         """(B,) bool: some view of the sample shows another sample (a broken positive pair)."""
         return (self.samples[1:] != self.samples[:1]).any(0)
 
+    def select(self, columns) -> "ViewPairs":
+        """The views of the batch positions ``columns`` (e.g. ``mass.pair_mass.argsort()[:8]``), in that order."""
+        columns = torch.as_tensor(columns, dtype=torch.long).flatten()
+        n_views, batch = self.samples.shape
+        if len(columns) == 0 or int(columns.min()) < 0 or int(columns.max()) >= batch:
+            raise ValueError(f"columns must hold at least one batch position in [0, {batch}), got {columns.tolist()[:8]}")
+        rows = (torch.arange(n_views)[:, None] * batch + columns[None, :]).flatten()
+        return ViewPairs(views=self.views[rows], pictures=self.pictures[:, columns], samples=self.samples[:, columns],
+                         renderings=None if self.renderings is None else self.renderings[:, columns])
+
 
 def _in_memory(dataset) -> None:
     if getattr(dataset, "images", None) is None or not hasattr(dataset, "labels"):

@@ -386,3 +386,16 @@ def test_broken_pairs_table_compares_broken_and_intact_pairs():
     assert table.loc["broken", "pull (rince)"] == pytest.approx(float(pulls["rince"][:3].mean()))
     with pytest.raises(ValueError, match="corrupted must have shape"):
         insight.broken_pairs_table(mass, corrupted[:4])
+
+
+def test_view_pairs_select_keeps_the_blocked_layout_of_the_chosen_columns():
+    data = _scenes()
+    pairs = insight.draw_views(data, torch.arange(6), views="rendered", n_views=3, corrupt_pairs=0.5, seed=2)
+    picked = pairs.select([4, 1])
+    assert torch.equal(picked.samples, pairs.samples[:, [4, 1]])
+    assert torch.equal(picked.renderings, pairs.renderings[:, [4, 1]])
+    assert torch.equal(picked.corrupted, pairs.corrupted[[4, 1]])
+    torch.testing.assert_close(picked.views, pairs.views[[4, 1, 10, 7, 16, 13]])
+    torch.testing.assert_close(picked.pictures, pairs.pictures[:, [4, 1]])
+    with pytest.raises(ValueError, match="batch position"):
+        pairs.select([6])
