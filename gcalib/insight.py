@@ -207,7 +207,7 @@ def broken_pairs_table(mass: PairMass, corrupted: torch.Tensor, pulls: Optional[
             for key, pull in (pulls or {}).items():
                 row[f"pull ({key})"] = float(torch.as_tensor(pull).cpu()[group].mean())
         rows[name] = row
-    return pd.DataFrame(rows).T
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def denormalise(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
