@@ -104,8 +104,18 @@ def _loss_and_grads(name: str, eps: float, views: list[torch.Tensor], precision:
 
 # Relative L2 error allowed between a gradient and the float64 gradient at the same (rounded) inputs:
 # fp32 arithmetic, or the rounding of the gradient passed back through the low-precision cast (unit
-# roundoff 2^-9 for bf16, 2^-12 for fp16). Measured outside the xfail cases: ≤ 1e-5, 2e-3, 5e-4.
+# roundoff 2^-9 for bf16, 2^-12 for fp16). Measured outside the xfail cases: ≤ 1e-5 for ε ≥ 0.05, 2e-3, 5e-4.
 GRAD_RTOL = {"fp32": 1e-4, "bf16": 1e-2, "fp16": 1e-2}
+FP32_ROUNDOFF = 2.0 ** -24
+
+
+def grad_rtol(precision: str, eps: float) -> float:
+    """The logits (cos − 1)/ε carry an fp32 rounding error of about u/ε and the plan's sensitivity to them
+    grows like 1/ε, so in fp32 the gradient's relative error may grow like u/ε² (2.4e-3 at ε = 0.005, where
+    gca_ince measures 1.6e-4 on some CPUs); the floor is GRAD_RTOL."""
+    if precision == "fp32":
+        return max(GRAD_RTOL["fp32"], FP32_ROUNDOFF / eps ** 2)
+    return GRAD_RTOL[precision]
 
 
 def _check_finite(name, eps, views, precision, *, nonzero_grad: bool):
@@ -122,7 +132,7 @@ def _check_finite(name, eps, views, precision, *, nonzero_grad: bool):
 
 def _check_against_references(name, eps, views, precision, loss, grads):
     """Under autocast the loss equals the fp32 loss of the rounded inputs (the losses compute in fp32);
-    the gradient matches the float64 gradient at those inputs to GRAD_RTOL."""
+    the gradient matches the float64 gradient at those inputs to :func:`grad_rtol`."""
     rounded = views if precision == "fp32" else [view.to(LOW_DTYPES[precision]).float() for view in views]
     if precision != "fp32":
         with torch.no_grad():
@@ -131,7 +141,7 @@ def _check_against_references(name, eps, views, precision, loss, grads):
     _, exact = _loss_and_grads(name, eps, [view.double() for view in rounded], "fp32")
     got, want = torch.cat(grads).double(), torch.cat(exact)
     error = float((got - want).norm() / want.norm())
-    assert error <= GRAD_RTOL[precision], f"{name} eps={eps} {precision}: gradient relative error {error:.2e}"
+    assert error <= grad_rtol(precision, eps), f"{name} eps={eps} {precision}: gradient relative error {error:.2e}"
 
 
 # The robust divergence carries the factor e^{−q(1 − cos)/ε} (DESIGN §1: cost 1 − cos so that nothing
