@@ -1,6 +1,6 @@
 """``clutter_digits``: scikit-learn's handwritten digits rendered into 32×32 RGB scenes with nuisances.
 
-A scene is composed back to front (ranges are the fields of :data:`DESIGN`, a :class:`SceneDesign`):
+A scene is composed back to front (ranges are the fields of :data:`SCENE_DESIGN`, a :class:`SceneDesign`):
 
 1. **Background**, one of four families drawn uniformly for every scene (:data:`BACKGROUNDS`): a crop of
    one of the two photographs scikit-learn ships (``load_sample_images``: a temple in China, a flower;
@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["CLUTTER_DOMAINS", "BACKGROUNDS", "SCENE_SIZE", "MIN_CONTRAST", "GENERATOR_VERSION", "SceneDesign",
-           "DESIGN", "ClutterArrays", "render_scenes", "clutter_digits_arrays", "cached_clutter_digits"]
+           "SCENE_DESIGN", "ClutterArrays", "render_scenes", "clutter_digits_arrays", "cached_clutter_digits"]
 
 SCENE_SIZE = 32
 CLUTTER_DOMAINS = ("solid", "outline", "shadow", "striped")
@@ -76,7 +76,7 @@ class SceneDesign:
         return hashlib.sha256(repr(sorted(vars(self).items())).encode()).hexdigest()[:8]
 
 
-DESIGN = SceneDesign()
+SCENE_DESIGN = SceneDesign()
 _LUMA = torch.tensor([0.299, 0.587, 0.114])
 
 Generator = torch.Generator
@@ -272,7 +272,7 @@ def _draw_digit(canvas: torch.Tensor, strokes: torch.Tensor, styles: torch.Tenso
 
 
 def render_scenes(strokes: torch.Tensor, styles: torch.Tensor, clutter_pool: torch.Tensor,
-                  generator: Generator, design: SceneDesign = DESIGN) -> torch.Tensor:
+                  generator: Generator, design: SceneDesign = SCENE_DESIGN) -> torch.Tensor:
     """Render handwriting samples ``strokes`` (n, 1, 8, 8) in [0, 1] with stroke styles ``styles`` (n,)
     (indices into :data:`CLUTTER_DOMAINS`) into uint8 scenes (n, 3, 32, 32), clutter fragments drawn from
     ``clutter_pool`` (m, 1, 8, 8); all randomness from ``generator``."""
@@ -319,7 +319,8 @@ def _stroke_styles(labels: torch.Tensor, seed: int) -> torch.Tensor:
     return domains
 
 
-def clutter_digits_arrays(seed: int = 0, renderings: int = 8, design: SceneDesign = DESIGN) -> ClutterArrays:
+def clutter_digits_arrays(seed: int = 0, renderings: int = 8,
+                          design: SceneDesign = SCENE_DESIGN) -> ClutterArrays:
     """Generate both splits from ``seed`` (see the module docstring); about a second per thousand scenes."""
     from sklearn.datasets import load_digits
 
@@ -342,7 +343,7 @@ def clutter_digits_arrays(seed: int = 0, renderings: int = 8, design: SceneDesig
 
 
 def _cache_path(root: Path, seed: int, renderings: int) -> Path:
-    return root / "clutter_digits" / f"v{GENERATOR_VERSION}_{DESIGN.digest()}_seed{seed}_k{renderings}.pt"
+    return root / "clutter_digits" / f"v{GENERATOR_VERSION}_{SCENE_DESIGN.digest()}_seed{seed}_k{renderings}.pt"
 
 
 def cached_clutter_digits(root: Path, seed: int = 0, renderings: int = 8) -> ClutterArrays:

@@ -1,4 +1,4 @@
-"""Honest evaluation of a frozen encoder (DESIGN.md §5).
+"""Honest evaluation of a frozen encoder: features extracted once, probes tuned on train, scored once on test.
 
 * Features are extracted once from the frozen encoder: eval mode, ``torch.no_grad``, no augmentation
   (images are only scaled to [0, 1] and normalised with the dataset's mean and std).

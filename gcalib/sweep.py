@@ -6,8 +6,8 @@ where (α, β) follow from d by :func:`alpha_beta`:
 
     α = base + max(d, 0),   β = base + max(−d, 0)      (so α − β = d and min(α, β) = base).
 
-Each frozen encoder is evaluated by :func:`evaluate_run` with :mod:`gcalib.evaluate`'s probes (DESIGN.md
-§5): class accuracy (linear probe), domain accuracy (the same probe on domain labels) and held-out-domain
+Each frozen encoder is evaluated by :func:`evaluate_run` with :mod:`gcalib.evaluate`'s probes: class
+accuracy (linear probe), domain accuracy (the same probe on domain labels) and held-out-domain
 class accuracy (the class probe trained on the other domains, tested on one domain; mean over domains).
 The encoder saw every domain, unlabelled, during pretraining; the held-out domain is held out from the
 probe. The result holds one row per run, the mean ± sample std over seeds per d, the Spearman rank
@@ -253,7 +253,7 @@ def _distinct(ids) -> list[int]:
 
 def evaluate_run(encoder, train_set, test_set, *, device="cpu", seed: int = 0,
                  probe_Cs: Optional[Sequence[float]] = None) -> dict:
-    """Sweep metrics of a frozen encoder (DESIGN.md §5, with :mod:`gcalib.evaluate`'s probes):
+    """Sweep metrics of a frozen encoder (with :mod:`gcalib.evaluate`'s probes):
     ``linear_acc`` (class probe), ``domain_acc`` (domain probe), ``heldout_domain_acc`` (mean over test
     domains of the class probe trained on the other domains' train samples, tested on that domain's test
     samples) and ``heldout_domain_acc_per_domain`` (by domain name). ``probe_Cs``: the grid from which

@@ -26,7 +26,7 @@ def _strokes(n: int, seed: int = 0) -> torch.Tensor:
     return torch.rand(n, 1, 8, 8, generator=torch.Generator().manual_seed(seed))
 
 
-def _render(seed: int, n: int = 16, design: SceneDesign = clutter.DESIGN) -> torch.Tensor:
+def _render(seed: int, n: int = 16, design: SceneDesign = clutter.SCENE_DESIGN) -> torch.Tensor:
     strokes = _strokes(n)
     styles = torch.arange(n) % len(CLUTTER_DOMAINS)
     return clutter.render_scenes(strokes, styles, _strokes(5, 1), torch.Generator().manual_seed(seed), design)
