@@ -31,7 +31,7 @@ notebooks: $(STAMP)
 		--output-dir notebooks/_executed notebooks/[0-9]*.ipynb
 
 test-headless: $(STAMP)
-	$(PY) tests/headless.py
+	$(PY) tests/notebook/headless.py
 
 clean:
 	rm -rf notebooks/_executed benchmarks/results runs .pytest_cache

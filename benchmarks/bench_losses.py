@@ -16,8 +16,8 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from gcalib.losses import LOSSES, PRESETS, LossSpec, make_loss
-from gcalib.ot import relaxation_factor
+from gcalib.losses.gca import LOSSES, PRESETS, LossSpec, make_loss
+from gcalib.ot.solver import relaxation_factor
 
 from .timing import interleaved, set_threads, write_json
 

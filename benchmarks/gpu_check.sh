@@ -132,7 +132,7 @@ PYTHON
 echo "python: ${PY}"
 "${PY}" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device visible'; print(torch.__version__, torch.cuda.get_device_name())"
 if command -v nvidia-smi >/dev/null; then nvidia-smi --query-gpu=name,memory.total,utilization.gpu --format=csv; fi
-mapfile -t CUDA_TEST_FILES < <(grep -l "def test_[a-z0-9_]*cuda" tests/test_*.py || true)
+mapfile -t CUDA_TEST_FILES < <(grep -l "def test_[a-z0-9_]*cuda" tests/*.py tests/*/*.py || true)
 echo "test files with CUDA tests: ${CUDA_TEST_FILES[*]:-none}"
 
 if [[ ${#CUDA_TEST_FILES[@]} -gt 0 ]]; then

@@ -6,12 +6,12 @@
 * ``compare --dataset D --losses a,b,... --seeds S [...] --out DIR`` trains every method for every
   seed with the same settings and prints one table (mean ± std over seeds), with a random-init encoder
   and the raw pixels as reference rows; DIR/compare.json and DIR/compare.png hold the same
-  (:func:`gcalib.compare.compare`, which also takes dataset objects).
+  (:func:`gcalib.pretrain.compare.compare`, which also takes dataset objects).
 * ``robustness --settings s,... [...] --out DIR`` runs ``compare`` once per setting of
-  :data:`gcalib.robustness.ROBUSTNESS_SETTINGS` (broken positives, extreme views) and prints methods × settings
+  :data:`gcalib.pretrain.robustness.ROBUSTNESS_SETTINGS` (broken positives, extreme views) and prints methods × settings
   tables; DIR/robustness.json holds the grid.
 
-``domain-sweep`` is registered by :func:`gcalib.sweep.register`.
+``domain-sweep`` is registered by :func:`gcalib.pretrain.sweep.register`.
 
 ``pretrain`` also runs data-parallel under ``torchrun --nproc_per_node=N -m gcalib pretrain ...``
 (``--batch-size`` per process, ``--lr-scaling``, ``--sync-bn``, ``--shard-plan``); rank 0 prints and writes
@@ -28,11 +28,11 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from . import distributed
-from .compare import DEFAULT_COMPARE_LOSSES, TABLE_METRICS, compare, format_table, method_names
-from .robustness import ROBUSTNESS_SETTINGS, robustness, robustness_table
-from .config import LR_SCALINGS, OPTIMIZERS, PRECISIONS, TARGETS, VIEWS, PretrainConfig
-from .train import NonFiniteLossError, prepare, pretrain
+from .losses import distributed
+from .pretrain.compare import DEFAULT_COMPARE_LOSSES, TABLE_METRICS, compare, format_table, method_names
+from .pretrain.robustness import ROBUSTNESS_SETTINGS, robustness, robustness_table
+from .pretrain.config import LR_SCALINGS, OPTIMIZERS, PRECISIONS, TARGETS, VIEWS, PretrainConfig
+from .pretrain.trainer import NonFiniteLossError, prepare, pretrain
 
 __all__ = ["main", "build_parser", "format_table", "DEFAULT_COMPARE_LOSSES"]
 
@@ -47,9 +47,9 @@ class _UsageError(Exception):
 
 
 def _add_training_flags(p: argparse.ArgumentParser, defaults: PretrainConfig) -> None:
-    from .augment import AUGMENTATIONS
-    from .data import DATASETS
-    from .models import ARCHS
+    from .pretrain.augment import AUGMENTATIONS
+    from .pretrain.data import DATASETS
+    from .pretrain.models import ARCHS
 
     g = p.add_argument_group("data and views")
     g.add_argument("--dataset", default=defaults.dataset, choices=DATASETS, help="dataset name (default %(default)s)")
@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated settings (default %(default)s)")
     _add_training_flags(r, defaults)
     r.add_argument("--out", default="runs/robustness", help="output directory (default %(default)s)")
-    from .sweep import register
+    from .pretrain.sweep import register
 
     register(sub)
     return parser
@@ -255,7 +255,7 @@ def _run_pretrain(args: argparse.Namespace) -> int:
 
 
 def _run_compare(args: argparse.Namespace) -> int:
-    """``compare``: :func:`gcalib.compare.compare` with the command line's settings, then the table."""
+    """``compare``: :func:`gcalib.pretrain.compare.compare` with the command line's settings, then the table."""
     losses, seeds = _parse_losses(args.losses), _parse_seeds(args.seeds)
     try:
         result = compare(_config(args, losses[0], seeds[0], None), losses, seeds, args.out)
@@ -268,7 +268,7 @@ def _run_compare(args: argparse.Namespace) -> int:
 
 
 def _run_robustness(args: argparse.Namespace) -> int:
-    """``robustness``: :func:`gcalib.robustness.robustness` with the command line's settings, then the tables."""
+    """``robustness``: :func:`gcalib.pretrain.robustness.robustness` with the command line's settings, then the tables."""
     losses, seeds, settings = _parse_losses(args.losses), _parse_seeds(args.seeds), _parse_settings(args.settings)
     try:
         grid = robustness(_config(args, losses[0], seeds[0], None), settings, losses, seeds, args.out)

@@ -15,17 +15,16 @@ from typing import Callable, Union
 import pytest
 import torch
 
-import fixtures
-from gcalib import plans
-from gcalib.augment import recipe
+from gcalib.losses import targets as plans
+from gcalib.pretrain.augment import recipe
 from gcalib.cli import main
-from gcalib.data import DatasetCorruptError, DatasetNotFoundError, load_dataset
-from gcalib.evaluate import knn_accuracy, linear_probe
-from gcalib.losses import gca_loss, make_loss
-from gcalib.models import make_encoder
-from gcalib.ot import sinkhorn
-from gcalib.sharded_loss import shard_rows
-from gcalib.train import PretrainConfig, prepare, pretrain
+from gcalib.pretrain.data import DatasetCorruptError, DatasetNotFoundError, load_dataset
+from gcalib.pretrain.evaluate import knn_accuracy, linear_probe
+from gcalib.losses.gca import gca_loss, make_loss
+from gcalib.pretrain.models import make_encoder
+from gcalib.ot.solver import sinkhorn
+from gcalib.losses.sharded import shard_rows
+from gcalib.pretrain.trainer import PretrainConfig, prepare, pretrain
 
 B, D = 4, 3
 TINY = dict(dataset="digits", max_train_samples=16, batch_size=8, epochs=1, projector_hidden_dim=32,
@@ -43,6 +42,10 @@ class Env:
 
     def run(self) -> Path:
         return self.request.getfixturevalue("trained_run")
+
+    @property
+    def disk(self):
+        return self.request.getfixturevalue("disk")
 
 
 @dataclass(frozen=True)
@@ -89,14 +92,14 @@ def blocker(env: Env) -> Path:
 
 def corrupt_cifar10(env: Env) -> Path:
     """Real-format CIFAR-10 files under env.tmp with one training batch truncated."""
-    fixtures.write_cifar10(env.tmp)
+    env.disk.write_cifar10(env.tmp)
     batch = env.tmp / "cifar-10-batches-py" / "data_batch_1"
     batch.write_bytes(batch.read_bytes()[:100])
     return env.tmp
 
 
 def garbage_cifar10c(env: Env):
-    fixtures.write_cifar10c(env.tmp, corruptions=("fog",))
+    env.disk.write_cifar10c(env.tmp, corruptions=("fog",))
     (env.tmp / "CIFAR-10-C" / "fog.npy").write_bytes(b"\x93NUMPY garbage")
     return load_dataset("cifar10c", "test", root=env.tmp, corruption="fog")
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from gcalib.cli import format_table, main
-from gcalib.compare import compare
-from gcalib.train import ContrastiveModel, PretrainConfig
+from gcalib.pretrain.compare import compare
+from gcalib.pretrain.trainer import ContrastiveModel, PretrainConfig
 
 TINY = ["--epochs", "1", "--batch-size", "32", "--max-train-samples", "64", "--workers", "0", "--no-progress",
         "--projector-hidden", "64"]

@@ -27,7 +27,7 @@ import math
 import pytest
 import torch
 
-from gcalib.losses import LOSSES, make_loss
+from gcalib.losses.gca import LOSSES, make_loss
 
 # Small eps is what these tests are about: the robust-term scale warning is tested in test_losses.py.
 pytestmark = pytest.mark.filterwarnings("ignore:.*the robust term and its gradients carry:UserWarning")
@@ -149,7 +149,7 @@ def _check_against_references(name, eps, views, precision, loss, grads):
 # whole RINCE/GCA-RINCE gradient ~1e-42..1e-13: subnormal in fp32 (inaccurate) and below the fp16 range
 # (exactly 0 once passed back through the fp16 cast), i.e. silently no learning signal.
 ROBUST_UNDERFLOW = (
-    "robust divergence underflow (gcalib/losses.py robust_divergence; same formula in gcalib/fused_loss.py): "
+    "robust divergence underflow (gcalib/losses/gca.py robust_divergence; same formula in gcalib/losses/fused.py): "
     "loss and gradient scale as e^{-q(1-cos_max)/eps}; at eps <= 0.01 on random embeddings the gradient "
     "(~1e-42..1e-13 in float64) is subnormal in fp32 or flushed to 0 through the bf16/fp16 cast"
 )

@@ -11,18 +11,18 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gcalib import plans
-from gcalib.augment import BrightnessShift, recipe
-from gcalib.batch_augment import gaussian_blur, sample_crop_boxes, sample_jitter_params
-from gcalib.checkpoint import CHECKPOINT_KEYS, save_checkpoint
-from gcalib.config import PretrainConfig
-from gcalib.data import load_dataset
-from gcalib.evaluate import linear_probe, uniformity
-from gcalib.insight import config_digest
-from gcalib.losses import make_loss
-from gcalib.models import Projector, make_encoder
-from gcalib.ot import sinkhorn
-from gcalib.sweep import alpha_beta
+from gcalib.losses import targets as plans
+from gcalib.pretrain.augment import BrightnessShift, recipe
+from gcalib.pretrain.batch_augment import gaussian_blur, sample_crop_boxes, sample_jitter_params
+from gcalib.pretrain.checkpoint import CHECKPOINT_KEYS, save_checkpoint
+from gcalib.pretrain.config import PretrainConfig
+from gcalib.pretrain.data import load_dataset
+from gcalib.pretrain.evaluate import linear_probe, uniformity
+from gcalib.notebook.insight import config_digest
+from gcalib.losses.gca import make_loss
+from gcalib.pretrain.models import Projector, make_encoder
+from gcalib.ot.solver import sinkhorn
+from gcalib.pretrain.sweep import alpha_beta
 from gcalib.validation import (check_bool, check_choice, check_int, check_nonnegative, check_positive, check_real,
                                check_float_tensor, check_sequence, fail)
 

@@ -1,4 +1,4 @@
-"""Solutions to the exercises of notebook 01 (checked by ``gcalib.exercises``; ``make test`` runs the checks)."""
+"""Solutions to the exercises of notebook 01 (checked by ``gcalib.notebook.exercises``; ``make test`` runs the checks)."""
 import torch
 
 
