@@ -8,13 +8,14 @@ STAMP := $(VENV)/.installed-stamp
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -e '.[dev]'
+	$(PY) -m pip install -e '.[dev,notebooks]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	$(PY) -m pytest tests notebooks --ignore=tests/ui --nbval-lax --nbval-current-env -p no:cacheprovider
+	$(PY) -m pytest --doctest-modules gcalib -p no:cacheprovider
 
 test-fast: $(STAMP)
 	$(PY) -m pytest tests -x -q -m "not slow"
