@@ -3,13 +3,20 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+DOCS_STAMP := $(VENV)/.docs-installed-stamp
+SITE := docs/_build/html
+SPHINXOPTS ?=
 
-.PHONY: install test test-fast test-headless bench demo notebooks clean
+.PHONY: install test test-fast test-headless bench demo notebooks docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -e '.[dev,notebooks]'
 	touch $(STAMP)
+
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install -e '.[dev,notebooks,docs]'
+	touch $(DOCS_STAMP)
 
 install: $(STAMP)
 
@@ -34,5 +41,12 @@ notebooks: $(STAMP)
 test-headless: $(STAMP)
 	$(PY) tests/notebook/headless.py
 
+# The site: README, the notebooks executed (figures included), the API reference, results; offline.
+# A fresh build every time (-E), so that the notebooks run against the current code.
+docs: $(DOCS_STAMP)
+	mkdir -p docs/_build
+	$(PY) -m sphinx -b html -E -w docs/_build/warnings.txt $(SPHINXOPTS) docs $(SITE)
+	$(PY) docs/check_site.py $(SITE) docs/_build/warnings.txt
+
 clean:
-	rm -rf notebooks/_executed benchmarks/results runs .pytest_cache
+	rm -rf notebooks/_executed benchmarks/results runs .pytest_cache docs/_build docs/_generated docs/api
