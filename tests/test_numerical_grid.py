@@ -27,9 +27,10 @@ import math
 import pytest
 import torch
 
-from gcalib.losses.gca import LOSSES, make_loss
+from gcalib.losses.gca import make_loss
+from gcalib.losses.spec import LOSSES
 
-# Small eps is what these tests are about: the robust-term scale warning is tested in test_losses.py.
+# Small eps is what these tests are about: the robust-term scale warning is tested in tests/losses/test_gca.py.
 pytestmark = pytest.mark.filterwarnings("ignore:.*the robust term and its gradients carry:UserWarning")
 
 EPSILONS = (0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.0)
@@ -144,12 +145,12 @@ def _check_against_references(name, eps, views, precision, loss, grads):
     assert error <= grad_rtol(precision, eps), f"{name} eps={eps} {precision}: gradient relative error {error:.2e}"
 
 
-# The robust divergence carries the factor e^{−q(1 − cos)/ε} (DESIGN §1: cost 1 − cos so that nothing
+# The robust divergence carries the factor e^{−q(1 − cos)/ε} (the cost is 1 − cos so that nothing
 # overflows). On random embeddings (largest off-diagonal cosine 0.2–0.6) at ε ≤ 0.01 that makes the
 # whole RINCE/GCA-RINCE gradient ~1e-42..1e-13: subnormal in fp32 (inaccurate) and below the fp16 range
 # (exactly 0 once passed back through the fp16 cast), i.e. silently no learning signal.
 ROBUST_UNDERFLOW = (
-    "robust divergence underflow (gcalib/losses/gca.py robust_divergence; same formula in gcalib/losses/fused.py): "
+    "robust divergence underflow (gcalib/losses/composite.py robust_divergence; same formula in gcalib/losses/fused.py): "
     "loss and gradient scale as e^{-q(1-cos_max)/eps}; at eps <= 0.01 on random embeddings the gradient "
     "(~1e-42..1e-13 in float64) is subnormal in fp32 or flushed to 0 through the bf16/fp16 cast"
 )

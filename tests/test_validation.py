@@ -18,13 +18,13 @@ from gcalib.pretrain.checkpoint import CHECKPOINT_KEYS, save_checkpoint
 from gcalib.pretrain.config import PretrainConfig
 from gcalib.pretrain.data import load_dataset
 from gcalib.pretrain.evaluate import linear_probe, uniformity
-from gcalib.notebook.insight import config_digest
+from gcalib.notebook.run_directories import config_digest
 from gcalib.losses.gca import make_loss
 from gcalib.pretrain.models import Projector, make_encoder
 from gcalib.ot.solver import sinkhorn
 from gcalib.pretrain.sweep import alpha_beta
-from gcalib.validation import (check_bool, check_choice, check_int, check_nonnegative, check_positive, check_real,
-                               check_float_tensor, check_sequence, fail)
+from gcalib.validation import (check_bool, check_choice, check_float_tensor, check_ids, check_int, check_nonnegative,
+                               check_positive, check_real, check_sequence, fail)
 
 
 def raises(error: type, message: str):
@@ -182,7 +182,7 @@ SAMPLES = (torch.randn(12, 3, generator=torch.Generator().manual_seed(0)), torch
     (lambda: PretrainConfig(root=3), TypeError, "root must be None or a path, got 3 (int)"),
     (lambda: make_loss("gca_uot", reg_b=math.nan), ValueError,
      "reg_b must be a number > 0 (float('inf') for a hard marginal), got nan"),
-    (lambda: make_loss("infonce", plan="exact"), ValueError, "unknown plan 'exact'; valid: projected, sinkhorn"),
+    (lambda: make_loss("infonce", scored="exact"), ValueError, "unknown scored plan 'exact'; valid: projected, sinkhorn"),
     (lambda: make_loss("infonce", gather_distributed=0), TypeError, "gather_distributed must be a bool, got 0 (int)"),
     (lambda: make_loss(3), TypeError, "loss name must be a str, got 3 (int)"),
     (lambda: plans.domain_plan(torch.tensor([0, 1]), 0.1, math.inf), ValueError,
@@ -231,3 +231,25 @@ def test_check_float_tensor_accepts_float_tensors_only():
         check_float_tensor("x", [1.0])
     with pytest.raises(TypeError, match=r"^x must be a floating-point tensor, got dtype torch.int64; use .float\(\)$"):
         check_float_tensor("x", torch.zeros(2, dtype=torch.long))
+
+
+def test_check_ids_has_one_policy_type_errors_for_dtypes_value_errors_for_values():
+    ids = torch.tensor([0, 2, 1])
+    assert check_ids("labels", ids) is ids
+    assert check_ids("labels", [3, 1]).tolist() == [3, 1]
+    assert check_ids("labels", np.array([3, 1], dtype=np.int32)).dtype == torch.int32
+    for bad in (torch.tensor([0.0, 1.0]), torch.tensor([True, False]), torch.tensor([1j, 2j])):
+        with pytest.raises(TypeError, match=rf"^labels must be an integer tensor \(one id per sample\), got dtype "
+                                            rf"{re.escape(str(bad.dtype))}; pass integer ids, e.g. labels.long\(\)$"):
+            check_ids("labels", bad)
+    with pytest.raises(TypeError, match=r"^labels must be an integer tensor \(one id per sample\), got str$"):
+        check_ids("labels", "abc")
+    with pytest.raises(ValueError, match=r"^domains must be one-dimensional \(one domain id per sample\), got shape \(1, 2\)$"):
+        check_ids("domains", torch.tensor([[0, 1]]), what="one domain id per sample")
+    with pytest.raises(ValueError, match=r"^labels must hold one id per sample \(3\), got 2$"):
+        check_ids("labels", torch.tensor([0, 1]), length=3)
+    with pytest.raises(ValueError, match=r"^labels must hold at least 2 ids \(one id per sample\), got 1$"):
+        check_ids("labels", torch.tensor([0]), min_length=2)
+    with pytest.raises(ValueError, match=r"^labels must hold non-negative ids \(one id per sample\), got minimum -1$"):
+        check_ids("labels", torch.tensor([0, -1]), nonnegative=True)
+    assert check_ids("labels", torch.tensor([0, -1])).tolist() == [0, -1]

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch.distributed.rendezvous import rendezvous
 
 __all__ = [
     "is_initialized",
@@ -44,17 +45,35 @@ __all__ = [
 
 
 def is_initialized() -> bool:
-    """Whether a ``torch.distributed`` default process group is available and initialised."""
+    """Whether a ``torch.distributed`` default process group is available and initialised.
+
+    Returns
+    -------
+    bool
+        ``True`` inside an initialised process group.
+    """
     return dist.is_available() and dist.is_initialized()
 
 
 def rank() -> int:
-    """This process's rank in the default group, 0 without a process group."""
+    """This process's rank in the default group.
+
+    Returns
+    -------
+    int
+        The rank, 0 without a process group.
+    """
     return dist.get_rank() if is_initialized() else 0
 
 
 def world_size() -> int:
-    """Number of processes in the default group, 1 without a process group."""
+    """Number of processes in the default group.
+
+    Returns
+    -------
+    int
+        The group's size, 1 without a process group.
+    """
     return dist.get_world_size() if is_initialized() else 1
 
 
@@ -69,12 +88,34 @@ def _env_int(name: str, default: int) -> int:
 
 
 def env_world_size() -> int:
-    """``WORLD_SIZE`` from the environment (set by torchrun), 1 when unset."""
+    """The number of processes torchrun launched: ``WORLD_SIZE`` from the environment.
+
+    Returns
+    -------
+    int
+        ``WORLD_SIZE``, 1 when unset.
+
+    Raises
+    ------
+    ValueError
+        When ``WORLD_SIZE`` is set but not an integer.
+    """
     return _env_int("WORLD_SIZE", 1)
 
 
 def local_rank() -> int:
-    """This process's rank on its node: ``LOCAL_RANK`` from the environment (set by torchrun), 0 when unset."""
+    """This process's rank on its node: ``LOCAL_RANK`` from the environment (set by torchrun).
+
+    Returns
+    -------
+    int
+        ``LOCAL_RANK``, 0 when unset.
+
+    Raises
+    ------
+    ValueError
+        When ``LOCAL_RANK`` is set but not an integer.
+    """
     return _env_int("LOCAL_RANK", 0)
 
 
@@ -82,12 +123,27 @@ _OWNED_GROUP = False
 
 
 def init_from_env(device_type: str) -> bool:
-    """Join the process group described by torchrun's environment; ``True`` when this call created it.
+    """Join the process group described by torchrun's environment.
 
-    Does nothing (and returns ``False``) when ``WORLD_SIZE`` is unset or 1, or when a process group is
-    already initialised (a caller's own). The backend is nccl for ``device_type == "cuda"`` (after
-    selecting GPU ``LOCAL_RANK``), gloo otherwise, on the store of :func:`_attempt_store`.
+    Does nothing when ``WORLD_SIZE`` is unset or 1, or when a process group is already initialised (a
+    caller's own). The backend is nccl for ``device_type == "cuda"`` (after selecting GPU ``LOCAL_RANK``),
+    gloo otherwise, on a store whose keys are private to this attempt of the worker group.
     :func:`shutdown` destroys a group created here.
+
+    Parameters
+    ----------
+    device_type : str
+        ``"cuda"`` or another torch device type.
+
+    Returns
+    -------
+    bool
+        ``True`` when this call created the group.
+
+    Raises
+    ------
+    RuntimeError
+        When ``WORLD_SIZE > 1`` but this torch build has no distributed support.
     """
     global _OWNED_GROUP
     if is_initialized() or env_world_size() <= 1:
@@ -110,14 +166,12 @@ def _attempt_store() -> tuple[dist.Store, int, int]:
 
     ``torchrun --max-restarts`` keeps one store for all attempts; without the prefix a restarted group
     would read the addresses the lost group published there and fail to connect."""
-    from torch.distributed.rendezvous import rendezvous
-
     store, rank_, size = next(rendezvous("env://"))
     return dist.PrefixStore(f"attempt_{_env_int('TORCHELASTIC_RESTART_COUNT', 0)}", store), rank_, size
 
 
 def shutdown() -> None:
-    """Destroy the process group if :func:`init_from_env` created it (a caller's own group is left alone)."""
+    """Destroy the process group if :func:`init_from_env` created it; a caller's own group is left alone."""
     global _OWNED_GROUP
     if _OWNED_GROUP and is_initialized():
         dist.destroy_process_group()
@@ -125,9 +179,21 @@ def shutdown() -> None:
 
 
 def all_ranks(flag: bool, device: torch.device) -> bool:
-    """``True`` when ``flag`` is true on every rank (an all-reduce MIN); ``flag`` itself in one process.
+    """Whether ``flag`` is true on every rank (an all-reduce MIN).
 
     Ranks must agree before branching around a collective (skip a step, raise), or the others hang.
+
+    Parameters
+    ----------
+    flag : bool
+        This rank's flag.
+    device : torch.device
+        Where the collective runs (this rank's GPU with nccl).
+
+    Returns
+    -------
+    bool
+        The flag on every rank; ``flag`` itself in one process.
     """
     if world_size() == 1:
         return bool(flag)
@@ -137,7 +203,20 @@ def all_ranks(flag: bool, device: torch.device) -> bool:
 
 
 def mean_over_ranks(value: float, device: torch.device) -> float:
-    """The mean of ``value`` over ranks (``value`` itself in one process)."""
+    """The mean of a number over ranks.
+
+    Parameters
+    ----------
+    value : float
+        This rank's number.
+    device : torch.device
+        Where the collective runs.
+
+    Returns
+    -------
+    float
+        The mean over ranks; ``value`` itself in one process.
+    """
     if world_size() == 1:
         return float(value)
     total = torch.tensor([float(value)], dtype=torch.float64, device=device)
@@ -146,7 +225,18 @@ def mean_over_ranks(value: float, device: torch.device) -> float:
 
 
 def gather_objects(obj: Any) -> list:
-    """Every rank's picklable ``obj`` as a list in rank order (``[obj]`` in one process)."""
+    """Every rank's picklable object, in rank order.
+
+    Parameters
+    ----------
+    obj : Any
+        This rank's object.
+
+    Returns
+    -------
+    list
+        One object per rank; ``[obj]`` in one process.
+    """
     if world_size() == 1:
         return [obj]
     out: list = [None] * world_size()
@@ -161,7 +251,18 @@ def barrier() -> None:
 
 
 def require_initialized(feature: str = "gather_distributed=True") -> None:
-    """Raise ``RuntimeError`` unless a process group is initialised; ``feature`` names the request."""
+    """Check that a process group is initialised.
+
+    Parameters
+    ----------
+    feature : str
+        What needs it, for the message (default ``"gather_distributed=True"``).
+
+    Raises
+    ------
+    RuntimeError
+        When no process group is initialised, saying how to launch one.
+    """
     if not is_initialized():
         raise RuntimeError(
             f"{feature} requires an initialised torch.distributed process group (launch with "
@@ -219,11 +320,27 @@ class _AllGatherWithGrad(torch.autograd.Function):
 
 
 def all_gather_with_grad(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate every rank's ``x`` (shape ``(B, ...)``, same shape on all ranks) along dim 0.
+    """Concatenate every rank's ``x`` along dim 0, with a gradient back to each rank's rows.
 
-    Returns a ``(world_size·B, ...)`` tensor in rank order; without a process group (or with one
-    process) it returns ``x`` itself. Raises ``ValueError`` on every rank when the shapes differ.
+    Parameters
+    ----------
+    x : torch.Tensor
+        This rank's (B, ...) tensor; the same shape on every rank.
 
+    Returns
+    -------
+    torch.Tensor
+        A (world_size·B, ...) tensor in rank order; ``x`` itself without a process group (or with one process).
+
+    Raises
+    ------
+    TypeError
+        When ``x`` is not a tensor.
+    ValueError
+        When ``x`` is 0-d, or (on every rank) when the ranks' shapes differ.
+
+    Notes
+    -----
     Gradient: the backward pass sums the incoming gradient over ranks (all-reduce) and returns this
     rank's rows, i.e. on rank k
 
@@ -252,8 +369,24 @@ def gather_nograd(x: torch.Tensor) -> torch.Tensor:
     """Concatenate every rank's ``x`` along dim 0 in rank order, without gradient.
 
     For per-sample metadata (labels, domain ids) that must line up with the rows gathered by
-    :func:`all_gather_with_grad`; the result is detached. Returns ``x`` unchanged (detached) without a
-    process group. With the nccl backend ``x`` must live on this rank's GPU.
+    :func:`all_gather_with_grad`. With the nccl backend ``x`` must live on this rank's GPU.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        This rank's (B, ...) tensor; the same shape on every rank.
+
+    Returns
+    -------
+    torch.Tensor
+        The detached (world_size·B, ...) concatenation; ``x`` detached without a process group.
+
+    Raises
+    ------
+    TypeError
+        When ``x`` is not a tensor.
+    ValueError
+        When ``x`` is 0-d, or the ranks' shapes differ.
     """
     _check_tensor(x)
     if world_size() == 1:

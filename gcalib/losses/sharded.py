@@ -46,7 +46,8 @@ import torch.distributed as dist
 
 from . import distributed
 from .fused import RowBlock, SparseTarget, fused_gca_loss, positive_pair_target
-from ..ot.engine import RowReduction
+from .spec import LossSpec
+from ..ot.scaling import RowReduction
 from ..validation import check_int
 
 __all__ = ["shard_rows", "ACROSS_PROCESSES", "sharded_gca_loss"]
@@ -67,10 +68,36 @@ ACROSS_PROCESSES = RowReduction(sum=_all_reduce(dist.ReduceOp.SUM), max=_all_red
 
 def shard_rows(batch_size: int, n_views: int = 2, *, rank: Optional[int] = None, world_size: Optional[int] = None,
                device: Optional[torch.device] = None) -> torch.Tensor:
-    """Global rows ``v·W·B + k·B + i`` (``v < V``, ``i < B``) that process ``k = rank`` holds of the plan over
-    the gathered batch of ``W = world_size`` processes with ``B = batch_size`` samples each (defaults: this
-    process's rank and the group's size). A custom target for ``shard_plan=True`` is these rows of the
-    global (n, n) plan, e.g. ``plans.from_labels(gather_nograd(labels), rows=shard_rows(B))``."""
+    """The global rows ``v·W·B + k·B + i`` (``v < V``, ``i < B``) that process ``k`` holds of the gathered plan.
+
+    A custom target for ``shard_plan=True`` is these rows of the global (n, n) target plan, e.g.
+    ``from_labels(gather_nograd(labels), rows=shard_rows(B))``.
+
+    Parameters
+    ----------
+    batch_size : int
+        Samples per process and view ``B ≥ 1``.
+    n_views : int
+        Views ``V ≥ 2``.
+    rank : int or None
+        The process ``k`` (default this process's rank).
+    world_size : int or None
+        Number of processes ``W`` (default the group's size).
+    device : torch.device or None
+        Device of the result.
+
+    Returns
+    -------
+    torch.Tensor
+        ``V·B`` global row indices (int64), view by view.
+
+    Raises
+    ------
+    TypeError
+        When an argument is not an int.
+    ValueError
+        When an argument is out of range (``rank`` in ``[0, world_size)``).
+    """
     check_int("batch_size", batch_size, 1)
     check_int("n_views", n_views, 2)
     world_size = check_int("world_size", distributed.world_size() if world_size is None else world_size, 1)
@@ -81,10 +108,27 @@ def shard_rows(batch_size: int, n_views: int = 2, *, rank: Optional[int] = None,
 
 
 def sharded_gca_loss(z: torch.Tensor, target: Optional[torch.Tensor], rows: torch.Tensor, n_views: int,
-                     spec) -> torch.Tensor:
-    """The loss of :func:`gcalib.losses.gca.gca_loss` on the gathered unit rows ``z`` (n, d), this process
-    holding the plan's ``rows`` (:func:`shard_rows`): ``target`` is ``None`` (positive pairs) or the
-    row-normalised rows of the target, (len(rows), n). Every process returns the global loss."""
+                     spec: LossSpec) -> torch.Tensor:
+    """The GCA loss on the gathered batch, this process holding only the plan's ``rows``.
+
+    Parameters
+    ----------
+    z : torch.Tensor
+        The gathered unit rows, shape (n, d), the same on every process.
+    target : torch.Tensor or None
+        ``None`` (positive pairs), or the row-normalised rows ``rows`` of the target plan, (len(rows), n).
+    rows : torch.Tensor
+        This process's global rows (:func:`shard_rows`).
+    n_views : int
+        Views ``V``.
+    spec : LossSpec
+        The loss's hyper-parameters.
+
+    Returns
+    -------
+    torch.Tensor
+        The global loss, the same on every process; its gradient is this process's share.
+    """
     if target is None:
         pairs = positive_pair_target(z.shape[0] // n_views, n_views, z)
         target = SparseTarget(pairs.index[rows], pairs.weight[rows])

@@ -1,8 +1,13 @@
-"""Target plans: which pairs of a contrastive batch should be matched, and how strongly.
+"""Target plans T: which pairs of a contrastive batch should be matched, and how strongly.
 
-All builders return an (n, n) float tensor in the *blocked* layout (rows ``[view 1 of samples
-0..B-1; view 2 of samples 0..B-1; …]``, ``n = V·B``, row ``r`` belongs to sample ``r mod B``) with a
-zero diagonal. Losses use the row-normalised form ``T̂ = T / T𝟙``.
+In the paper's words, the target plan is the transport plan the loss aligns the batch's transport plan with.
+All builders return an (n, n) float tensor in the *blocked* layout (rows ``[view 1 of samples 0..B-1; view 2
+of samples 0..B-1; …]``, ``n = V·B``, row ``r`` belongs to sample ``r mod B``) with a zero diagonal. Losses
+use the row-normalised form ``T̂ = T / T𝟙``. The kinds (:data:`TARGET_KINDS`, built by :func:`target_plan`):
+
+* ``"positive"`` — the views of one sample are matched (:func:`positive_pairs`; InfoNCE's target);
+* ``"labels"`` — the views of samples of one class (:func:`from_labels`; supervised contrastive);
+* ``"domain"`` — positives, plus weights α within a domain and β across domains (:func:`domain_plan`).
 
 ``rows=`` (a 1-D integer tensor of global row indices) returns only those rows, shape (len(rows), n), with a
 zero at each row's self-pair ``(i, rows[i])``: a process's share of a row-sharded plan
@@ -10,29 +15,36 @@ zero at each row's self-pair ``(i, rows[i])``: a process's share of a row-sharde
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional, Union
 
 import torch
 
-from ..validation import check_float_tensor, check_int, check_nonnegative
+from ..validation import check_choice, check_float_tensor, check_ids, check_int, check_nonnegative
 
-__all__ = ["positive_pairs", "from_labels", "domain_plan", "validate_target", "sample_index"]
+__all__ = ["TARGET_KINDS", "target_plan", "positive_pairs", "from_labels", "domain_plan", "validate_target",
+           "sample_index"]
 
-
-def _check_ids(name: str, ids: torch.Tensor) -> torch.Tensor:
-    if not isinstance(ids, torch.Tensor):
-        ids = torch.as_tensor(ids)
-    if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
-        raise TypeError(f"{name} must be an integer tensor (one id per sample), got dtype {ids.dtype}")
-    if ids.dim() != 1:
-        raise ValueError(f"{name} must be one-dimensional (one id per sample), got shape {tuple(ids.shape)}")
-    if ids.numel() < 2:
-        raise ValueError(f"{name} needs at least two samples, got {ids.numel()}")
-    return ids
+TARGET_KINDS = ("positive", "labels", "domain")
+"""The kinds of target plan :func:`target_plan` builds."""
 
 
 def sample_index(batch_size: int, n_views: int = 2, device: Optional[torch.device] = None) -> torch.Tensor:
-    """Sample id of every row of the blocked layout: ``r ↦ r mod B``."""
+    """The sample of every row of the blocked layout: ``r ↦ r mod B``.
+
+    Parameters
+    ----------
+    batch_size : int
+        Samples per view ``B``.
+    n_views : int
+        Views ``V``.
+    device : torch.device or None
+        Device of the result.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape (V·B,), int64.
+    """
     return torch.arange(batch_size, device=device).repeat(n_views)
 
 
@@ -40,11 +52,9 @@ def _check_rows(rows: Optional[torch.Tensor], n: int) -> Optional[torch.Tensor]:
     """``rows`` if it is ``None`` or a 1-D integer tensor of distinct indices in ``[0, n)``."""
     if rows is None:
         return None
-    if not isinstance(rows, torch.Tensor) or rows.dtype.is_floating_point or rows.dtype.is_complex or rows.dtype == torch.bool:
-        raise TypeError(f"rows must be an integer tensor of global row indices, got {type(rows).__name__}"
-                        + (f" of dtype {rows.dtype}" if isinstance(rows, torch.Tensor) else ""))
-    if rows.dim() != 1 or rows.numel() == 0:
-        raise ValueError(f"rows must be a non-empty 1-D tensor of global row indices, got shape {tuple(rows.shape)}")
+    if not isinstance(rows, torch.Tensor):
+        raise TypeError(f"rows must be an integer tensor of global row indices, got {type(rows).__name__}")
+    check_ids("rows", rows, what="global row indices")
     if int(rows.min()) < 0 or int(rows.max()) >= n:
         raise ValueError(f"rows must hold indices in [0, {n}) for a plan of {n} rows, got values from "
                          f"{int(rows.min())} to {int(rows.max())}")
@@ -73,7 +83,36 @@ def _zero_diagonal(plan: torch.Tensor, rows: Optional[torch.Tensor] = None) -> t
 def positive_pairs(
     batch_size: int, n_views: int = 2, *, device: Optional[torch.device] = None, dtype: torch.dtype = torch.float32
 ) -> torch.Tensor:
-    """``T_rs = 1`` when ``r ≠ s`` are views of the same sample (V − 1 positives per row)."""
+    """The positive-pair target plan: ``T_rs = 1`` when ``r ≠ s`` are views of the same sample.
+
+    Parameters
+    ----------
+    batch_size : int
+        Samples per view ``B ≥ 2``.
+    n_views : int
+        Views ``V ≥ 2``; each row has ``V − 1`` positives.
+    device : torch.device or None
+        Device of the result.
+    dtype : torch.dtype
+        Floating dtype of the result.
+
+    Returns
+    -------
+    torch.Tensor
+        ``T``, shape (V·B, V·B), zero diagonal.
+
+    Raises
+    ------
+    TypeError
+        When ``batch_size`` or ``n_views`` is not an int.
+    ValueError
+        When either is below 2.
+
+    Examples
+    --------
+    >>> positive_pairs(2).tolist()
+    [[0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]]
+    """
     check_int("batch_size", batch_size, 2)
     check_int("n_views", n_views, 2)
     ids = sample_index(batch_size, n_views, device)
@@ -84,10 +123,39 @@ def from_labels(
     labels: torch.Tensor, n_views: int = 2, *, dtype: torch.dtype = torch.float32,
     rows: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
-    """Class-aware plan (supervised contrastive as a plan): ``T_rs = 1`` when the labels of the
-    samples of rows ``r ≠ s`` match. ``labels`` holds one class id per sample (length B); ``rows``: only
-    these rows (see module docstring)."""
-    labels = _check_ids("labels", labels)
+    """The class-aware target plan (supervised contrastive as a plan): ``T_rs = 1`` when the samples of rows
+    ``r ≠ s`` have the same label.
+
+    Parameters
+    ----------
+    labels : torch.Tensor
+        One integer class id per sample, length ``B ≥ 2`` (a list is accepted).
+    n_views : int
+        Views ``V ≥ 2``.
+    dtype : torch.dtype
+        Floating dtype of the result.
+    rows : torch.Tensor or None
+        Only these global rows (see the module docstring).
+
+    Returns
+    -------
+    torch.Tensor
+        ``T``, shape (V·B, V·B), or (len(rows), V·B) with ``rows``; on ``labels``' device.
+
+    Raises
+    ------
+    TypeError
+        When ``labels`` is not of an integer dtype, or ``n_views`` not an int.
+    ValueError
+        When ``labels`` is not one-dimensional or has fewer than two ids, or ``rows`` is invalid.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from_labels(torch.tensor([0, 1, 0])).sum(1).tolist()
+    [3.0, 1.0, 3.0, 3.0, 1.0, 3.0]
+    """
+    labels = check_ids("labels", labels, what="one class id per sample", min_length=2)
     check_int("n_views", n_views, 2)
     rows = _check_rows(rows, n_views * labels.numel())
     return _zero_diagonal(_same(labels.repeat(n_views), rows).to(dtype), rows)
@@ -97,12 +165,46 @@ def domain_plan(
     domains: torch.Tensor, alpha: float, beta: float, n_views: int = 2, *, dtype: torch.dtype = torch.float32,
     rows: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
-    """Domain-aware plan: ``T = [positive pair] + α·[same domain, not positive] + β·[other domain]``.
+    """The domain-aware target plan: ``T = [positive pair] + α·[same domain, not positive] + β·[other domain]``.
 
-    ``domains`` holds one domain id per sample (length B); ``α, β ≥ 0``. With ``α = β = 0`` this is
-    :func:`positive_pairs`. ``rows``: only these rows (see module docstring).
+    With ``α = β = 0`` this is :func:`positive_pairs`.
+
+    Parameters
+    ----------
+    domains : torch.Tensor
+        One integer domain id per sample, length ``B ≥ 2`` (a list is accepted).
+    alpha : float
+        Weight ``α ≥ 0`` of the other samples of a row's domain.
+    beta : float
+        Weight ``β ≥ 0`` of the samples of other domains.
+    n_views : int
+        Views ``V ≥ 2``.
+    dtype : torch.dtype
+        Floating dtype of the result.
+    rows : torch.Tensor or None
+        Only these global rows (see the module docstring).
+
+    Returns
+    -------
+    torch.Tensor
+        ``T``, shape (V·B, V·B), or (len(rows), V·B) with ``rows``; on ``domains``' device.
+
+    Raises
+    ------
+    TypeError
+        When ``domains`` is not of an integer dtype, or a number argument is not a number.
+    ValueError
+        When ``domains`` is not one-dimensional or has fewer than two ids, ``α`` or ``β`` is negative or not
+        finite, or ``rows`` is invalid.
+
+    Examples
+    --------
+    >>> import torch
+    >>> plan = domain_plan(torch.tensor([0, 0, 1]), alpha=0.5, beta=0.1)
+    >>> [round(float(t), 2) for t in plan[0]]
+    [0.0, 0.5, 0.1, 1.0, 0.5, 0.1]
     """
-    domains = _check_ids("domains", domains)
+    domains = check_ids("domains", domains, what="one domain id per sample", min_length=2)
     check_int("n_views", n_views, 2)
     check_nonnegative("alpha", alpha)
     check_nonnegative("beta", beta)
@@ -114,12 +216,129 @@ def domain_plan(
     return _zero_diagonal(plan, rows)
 
 
+def _positive_rows(batch_size: int, n_views: int, rows: torch.Tensor, device: Optional[torch.device],
+                   dtype: torch.dtype) -> torch.Tensor:
+    """Rows ``rows`` of :func:`positive_pairs`."""
+    check_int("batch_size", batch_size, 2)
+    check_int("n_views", n_views, 2)
+    rows = _check_rows(rows, n_views * batch_size)
+    ids = sample_index(batch_size, n_views, rows.device if device is None else device)
+    rows = rows.to(ids.device)
+    return _zero_diagonal(_same(ids, rows).to(dtype), rows)
+
+
+def target_plan(
+    kind: str,
+    batch_size: Optional[int] = None,
+    *,
+    labels: Any = None,
+    domains: Any = None,
+    alpha: float = 0.0,
+    beta: float = 0.0,
+    n_views: int = 2,
+    rows: Optional[torch.Tensor] = None,
+    device: Union[str, torch.device, None] = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """The target plan of one of the :data:`TARGET_KINDS` for a batch, from its per-sample ids.
+
+    ``"positive"`` is :func:`positive_pairs`, ``"labels"`` :func:`from_labels` and ``"domain"``
+    :func:`domain_plan`.
+
+    Parameters
+    ----------
+    kind : {"positive", "labels", "domain"}
+        The kind of plan.
+    batch_size : int or None
+        Samples per view ``B``; needed for ``"positive"`` unless ``labels`` or ``domains`` gives it.
+    labels : tensor-like or None
+        One integer class id per sample; needed for ``"labels"``.
+    domains : tensor-like or None
+        One integer domain id per sample; needed for ``"domain"``.
+    alpha, beta : float
+        Domain weights of ``"domain"`` (ignored otherwise).
+    n_views : int
+        Views ``V ≥ 2``.
+    rows : torch.Tensor or None
+        Only these global rows (see the module docstring).
+    device : str, torch.device or None
+        Device of the result (default: that of the ids, else the CPU).
+    dtype : torch.dtype
+        Floating dtype of the result.
+
+    Returns
+    -------
+    torch.Tensor
+        ``T``, shape (V·B, V·B), or (len(rows), V·B) with ``rows``.
+
+    Raises
+    ------
+    TypeError
+        When the ids are not integer, or a number argument is not a number.
+    ValueError
+        When ``kind`` is unknown, the ids it needs are missing or invalid, or a number is out of range.
+
+    Examples
+    --------
+    >>> import torch
+    >>> torch.equal(target_plan("positive", 3), positive_pairs(3))
+    True
+    >>> target_plan("domain", domains=torch.tensor([0, 0, 1]), alpha=0.5).shape
+    torch.Size([6, 6])
+    >>> target_plan("labels", 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: kind='labels' needs labels= (one class id per sample)
+    """
+    check_choice("target kind", kind, TARGET_KINDS)
+    if kind == "labels":
+        if labels is None:
+            raise ValueError("kind='labels' needs labels= (one class id per sample)")
+        labels = check_ids("labels", labels, what="one class id per sample", length=batch_size)
+        return from_labels(labels if device is None else labels.to(device), n_views, dtype=dtype, rows=rows)
+    if kind == "domain":
+        if domains is None:
+            raise ValueError("kind='domain' needs domains= (one domain id per sample)")
+        domains = check_ids("domains", domains, what="one domain id per sample", length=batch_size)
+        return domain_plan(domains if device is None else domains.to(device), alpha, beta, n_views, dtype=dtype,
+                           rows=rows)
+    if batch_size is None:
+        given = labels if labels is not None else domains
+        if given is None:
+            raise ValueError("kind='positive' needs batch_size= (or labels= or domains= to count the samples)")
+        batch_size = check_ids("labels" if labels is not None else "domains", given).numel()
+    if rows is not None:
+        return _positive_rows(batch_size, n_views, rows, device, dtype)
+    return positive_pairs(batch_size, n_views, device=device, dtype=dtype)
+
+
 def validate_target(target: torch.Tensor, n: int, rows: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Check a user target plan for a batch of ``n`` rows and return it unchanged.
+    """Check a user's target plan for a batch of ``n`` rows and return it unchanged.
 
     Requirements: a floating (n, n) tensor, finite, non-negative, zero diagonal (self-pairs are not
-    candidates), and at least one positive entry per row (a row without mass has no target). With
-    ``rows``: the rows ``rows`` of such a plan, (len(rows), n), zero at each self-pair ``(i, rows[i])``.
+    candidates), and at least one positive entry per row (a row without mass has no target).
+
+    Parameters
+    ----------
+    target : torch.Tensor
+        The target plan T.
+    n : int
+        Rows of the batch, ``V·B``.
+    rows : torch.Tensor or None
+        ``target`` holds only these global rows of such a plan: shape (len(rows), n), zero at each self-pair
+        ``(i, rows[i])``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``target``.
+
+    Raises
+    ------
+    TypeError
+        When ``target`` is not a floating-point tensor, or ``rows`` not an integer tensor.
+    ValueError
+        When a requirement above fails (the message names the first offending entry or rows).
     """
     check_float_tensor("target", target)
     rows = _check_rows(rows, n)

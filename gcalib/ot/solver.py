@@ -23,8 +23,8 @@ forbidden pairs (their plan entries are exactly zero).
 
 Gradient modes (``grad``): ``"unroll"`` differentiates the iterations with autograd (the reference; memory
 grows with the number of iterations), ``"fused"`` gives the same gradient from a custom backward that
-stores vectors only (:mod:`gcalib.ot.engine`), ``"implicit"`` differentiates the optimality
-conditions at the returned potentials, and ``"detach"`` lets gradients reach ``cost`` only through
+stores vectors only (:mod:`gcalib.ot.adjoint`), ``"implicit"`` differentiates the optimality
+conditions at the returned potentials (:mod:`gcalib.ot.implicit`), and ``"detach"`` lets gradients reach ``cost`` only through
 ``log_plan``.
 """
 from __future__ import annotations
@@ -35,20 +35,81 @@ from typing import Optional
 
 import torch
 
-from .engine import potentials
+from .potentials import potentials
+from .residual import Marginal, plan_residual
 from ..validation import check_choice, check_float_tensor, check_int, check_positive, check_real
 
 __all__ = ["OTResult", "sinkhorn", "iterate", "relaxation_factor", "check_relaxation", "GRAD_MODES"]
 
 GRAD_MODES = ("unroll", "fused", "implicit", "detach")
+"""Gradient modes of :func:`sinkhorn`."""
+
+
+def relaxation_factor(reg: float, eps: float) -> float:
+    """The factor ``κ = ρ/(ρ + ε)`` that an unbalanced potential update applies.
+
+    Parameters
+    ----------
+    reg : float
+        Marginal relaxation ``ρ > 0``; ``inf`` for a hard marginal.
+    eps : float
+        Entropic regularisation ``ε > 0``.
+
+    Returns
+    -------
+    float
+        ``ρ/(ρ + ε)``, exactly 1 for a hard marginal.
+    """
+    return 1.0 if math.isinf(reg) else reg / (reg + eps)
+
+
+def check_relaxation(name: str, reg: float) -> float:
+    """Check a marginal relaxation ``ρ``.
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, for the error message.
+    reg : float
+        A number > 0; ``float('inf')`` for a hard marginal.
+
+    Returns
+    -------
+    float
+        ``reg`` as a float.
+
+    Raises
+    ------
+    TypeError
+        When ``reg`` is not a number.
+    ValueError
+        When ``reg`` is NaN or not positive.
+    """
+    return check_real(name, reg, lambda v: v > 0, "a number > 0 (float('inf') for a hard marginal)")
 
 
 @dataclass(frozen=True)
 class OTResult:
     """Output of :func:`sinkhorn`: the potentials with the problem they solve, and diagnostics.
 
-    ``plan = exp(log_plan)`` with ``log_plan = (f[..., :, None] + g[..., None, :] − cost)/ε``.
-    ``converged`` is ``None`` when a fixed ``n_iter`` was asked for.
+    The plan is ``P = exp(log_plan)`` with ``log_plan = (f[..., :, None] + g[..., None, :] − cost)/ε``.
+
+    Parameters
+    ----------
+    f, g : torch.Tensor
+        Dual potentials, (..., n) and (..., m).
+    cost : torch.Tensor
+        The cost the problem was solved for, in the working dtype (float32 or float64).
+    eps : float
+        Entropic regularisation ``ε``.
+    log_a, log_b : torch.Tensor
+        Log-weights of the marginals.
+    reg_a, reg_b : float
+        Marginal relaxations ``ρ`` (``inf``: hard).
+    n_iter : int
+        Iterations run.
+    converged : bool or None
+        Whether :attr:`marginal_error` fell below ``tol``; ``None`` when a fixed ``n_iter`` was asked for.
     """
 
     f: torch.Tensor
@@ -77,20 +138,11 @@ class OTResult:
         """``max_batch ‖P𝟙 − a·e^{−f/ρ_a}‖₁ + ‖Pᵀ𝟙 − b·e^{−g/ρ_b}‖₁``, zero exactly at the solution.
 
         For a hard side (ρ = ∞) the term is the plain marginal violation; for a relaxed side it is the
-        residual of the first-order condition ``P𝟙 = a·exp(−f/ρ_a)``.
+        residual of the first-order condition ``P𝟙 = a·exp(−f/ρ_a)`` (:mod:`gcalib.ot.residual`).
         """
         with torch.no_grad():
-            return _marginal_error(self.f, self.g, self.cost, self.eps, self.log_a, self.log_b, self.reg_a, self.reg_b)
-
-
-def relaxation_factor(reg: float, eps: float) -> float:
-    """``ρ/(ρ + ε)``, the factor an unbalanced potential update applies (1 for a hard marginal)."""
-    return 1.0 if math.isinf(reg) else reg / (reg + eps)
-
-
-def check_relaxation(name: str, reg: float) -> float:
-    """A marginal relaxation ρ: a number > 0, ``float('inf')`` for a hard marginal."""
-    return check_real(name, reg, lambda v: v > 0, "a number > 0 (float('inf') for a hard marginal)")
+            return plan_residual(self.log_plan, self.f / self.eps, self.g / self.eps, self.log_a, self.log_b,
+                                 relaxation_factor(self.reg_a, self.eps), relaxation_factor(self.reg_b, self.eps))
 
 
 def _working_dtype(tensor: torch.Tensor) -> torch.dtype:
@@ -134,19 +186,36 @@ def _validate_cost(cost: torch.Tensor) -> None:
 
 def iterate(
     log_kernel: torch.Tensor,
-    log_a: torch.Tensor | float,
-    log_b: torch.Tensor | float,
+    log_a: Marginal,
+    log_b: Marginal,
     factor_a: float,
     factor_b: float,
     n_iter: int,
     gamma: Optional[torch.Tensor] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run ``n_iter`` (row, column) updates on ``log K = −C/ε`` with potentials scaled by 1/ε.
+    """Log-domain Sinkhorn iterations on ``log K = −C/ε``, differentiable by autograd.
 
-    ``φ ← κ_a (log a − LSE_j(log K_ij + γ_j))``, ``γ ← κ_b (log b − LSE_i(log K_ij + φ_i))``, with
-    ``κ = ρ/(ρ+ε)`` (:func:`relaxation_factor`), starting from ``γ`` (default 0). Returns
-    ``(φ, γ) = (f/ε, g/ε)``; ``n_iter = 0`` returns zeros. No validation: :func:`sinkhorn` is the checked
-    entry point; losses call this on kernels they built.
+    Each iteration is ``φ ← κ_a (log a − LSE_j(log K_ij + γ_j))``, ``γ ← κ_b (log b − LSE_i(log K_ij + φ_i))``
+    with ``κ = ρ/(ρ+ε)`` (:func:`relaxation_factor`). No validation: :func:`sinkhorn` is the checked entry
+    point; losses call this on kernels they built.
+
+    Parameters
+    ----------
+    log_kernel : torch.Tensor
+        ``log K``, shape (..., n, m); ``−inf`` forbids a pair.
+    log_a, log_b : torch.Tensor or float
+        Log-weights of the marginals, broadcastable to (..., n) and (..., m).
+    factor_a, factor_b : float
+        Relaxation factors ``κ`` in (0, 1].
+    n_iter : int
+        Number of (row, column) updates; 0 returns zeros.
+    gamma : torch.Tensor or None
+        Starting column potential ``γ`` (default 0), to continue an earlier run.
+
+    Returns
+    -------
+    phi, gamma : torch.Tensor
+        The scaled potentials ``(f/ε, g/ε)``, (..., n) and (..., m).
     """
     phi = log_kernel.new_zeros(log_kernel.shape[:-1])
     if gamma is None:
@@ -157,27 +226,18 @@ def iterate(
     return phi, gamma
 
 
-def _marginal_error(f, g, cost, eps, log_a, log_b, reg_a, reg_b) -> float:
-    log_plan = (f.unsqueeze(-1) + g.unsqueeze(-2) - cost) / eps
-    rows = torch.logsumexp(log_plan, dim=-1).exp()
-    cols = torch.logsumexp(log_plan, dim=-2).exp()
-    target_rows = (log_a - (0.0 if math.isinf(reg_a) else f / reg_a)).exp()
-    target_cols = (log_b - (0.0 if math.isinf(reg_b) else g / reg_b)).exp()
-    err = (rows - target_rows).abs().sum(-1) + (cols - target_cols).abs().sum(-1)
-    return float(err.max())
-
-
-def _unrolled(log_kernel, cost, eps, log_a, log_b, reg_a, reg_b, n_iter, tol, max_iter):
+def _unrolled(log_kernel: torch.Tensor, log_a: torch.Tensor, log_b: torch.Tensor, factor_a: float, factor_b: float,
+              n_iter: Optional[int], tol: float, max_iter: int) -> tuple[torch.Tensor, torch.Tensor, int, Optional[bool]]:
     """Autograd through every iteration: ``(φ, γ, iterations, converged)``."""
-    fa, fb = relaxation_factor(reg_a, eps), relaxation_factor(reg_b, eps)
     if n_iter is not None:
-        phi, gamma = iterate(log_kernel, log_a, log_b, fa, fb, n_iter)
+        phi, gamma = iterate(log_kernel, log_a, log_b, factor_a, factor_b, n_iter)
         return phi, gamma, n_iter, None
     gamma = None
     for iterations in range(1, max_iter + 1):
-        phi, gamma = iterate(log_kernel, log_a, log_b, fa, fb, 1, gamma)
+        phi, gamma = iterate(log_kernel, log_a, log_b, factor_a, factor_b, 1, gamma)
         with torch.no_grad():
-            error = _marginal_error(eps * phi, eps * gamma, cost, eps, log_a, log_b, reg_a, reg_b)
+            log_plan = log_kernel + phi.unsqueeze(-1) + gamma.unsqueeze(-2)
+            error = plan_residual(log_plan, phi, gamma, log_a, log_b, factor_a, factor_b)
         if error < tol:
             break
     return phi, gamma, iterations, error < tol
@@ -198,26 +258,61 @@ def sinkhorn(
 ) -> OTResult:
     """Solve (unbalanced) entropic OT between ``a`` and ``b`` for ``cost`` in the log domain.
 
+    Minimises ``⟨C, P⟩ + ε Σ P(log P − 1) + ρ_a KL(P𝟙‖a) + ρ_b KL(Pᵀ𝟙‖b)`` over ``P ≥ 0`` (a hard
+    constraint where ``ρ = ∞``) by alternating the potential updates of the module docstring.
+
     Parameters
     ----------
-    cost : (..., n, m) floating tensor; ``+inf`` forbids a pair.
-    eps : entropic regularisation ε > 0.
-    a, b : (..., n) and (..., m) positive weights; default uniform ``𝟙/n`` and ``𝟙/m`` as in POT.
-    reg_a, reg_b : marginal relaxations ρ_a, ρ_b > 0; ``inf`` (default) is a hard constraint.
-    n_iter : a fixed number of iterations (what losses use, ``0`` returns ``f = g = 0``);
-        ``None`` iterates until ``marginal_error < tol`` or ``max_iter``.
-    grad : ``"unroll"`` differentiates through every iteration with autograd; ``"fused"`` returns the
-        same gradient (to rounding) from a backward whose memory does not grow with the iterations;
-        ``"implicit"`` differentiates the fixed-point conditions at the returned potentials (for
-        solves run to ``tol``; balanced problems: exact for the plan, see
-        :mod:`gcalib.ot.engine`); ``"detach"`` computes the potentials without gradient, so
-        gradients reach ``cost`` only through ``log_plan``.
+    cost : torch.Tensor
+        Floating tensor of shape (..., n, m); ``+inf`` forbids a pair. Leading dimensions are a batch.
+    eps : float
+        Entropic regularisation ``ε > 0``.
+    a, b : torch.Tensor or None
+        Positive weights (..., n) and (..., m); default uniform ``𝟙/n`` and ``𝟙/m`` as in POT.
+    reg_a, reg_b : float
+        Marginal relaxations ``ρ_a, ρ_b > 0``; ``inf`` (default) is a hard constraint.
+    n_iter : int or None
+        A fixed number of iterations (what losses use; ``0`` returns ``f = g = 0``); ``None`` iterates until
+        ``marginal_error < tol`` or ``max_iter``.
+    tol : float
+        Residual to reach when ``n_iter`` is ``None``.
+    max_iter : int
+        Most iterations when ``n_iter`` is ``None``.
+    grad : {"unroll", "fused", "implicit", "detach"}
+        ``"unroll"`` differentiates through every iteration with autograd; ``"fused"`` returns the same
+        gradient (to rounding) from a backward whose memory does not grow with the iterations;
+        ``"implicit"`` differentiates the fixed-point conditions at the returned potentials (for solves run
+        to ``tol``; balanced problems: exact for the plan, see :mod:`gcalib.ot.implicit`); ``"detach"``
+        computes the potentials without gradient, so gradients reach ``cost`` only through ``log_plan``.
 
     Returns
     -------
-    OTResult with ``plan``, ``log_plan``, ``f``, ``g``, ``n_iter``, ``marginal_error``, ``converged``.
-    ``marginal_error`` is the L1 residual of the marginal optimality conditions (see OTResult).
-    The solve runs in float32 (float64 if ``cost`` is float64), also under autocast.
+    OTResult
+        With ``plan``, ``log_plan``, ``f``, ``g``, ``n_iter``, ``converged`` and ``marginal_error``, the L1
+        residual of the marginal optimality conditions. The solve runs in float32 (float64 if ``cost`` is
+        float64), also under autocast.
+
+    Raises
+    ------
+    TypeError
+        When ``cost``, ``a`` or ``b`` is not a floating tensor, or a number argument is not a number.
+    ValueError
+        When a shape does not match, ``cost`` holds NaN or ``−inf`` or a row or column with no finite entry,
+        a weight is not positive and finite, or a number is out of range.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from gcalib import sinkhorn
+    >>> cost = torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)
+    >>> result = sinkhorn(cost, eps=0.5)
+    >>> [[round(float(p), 4) for p in row] for row in result.plan]
+    [[0.4404, 0.0596], [0.0596, 0.4404]]
+    >>> result.converged, result.marginal_error < 1e-6
+    (True, True)
+    >>> relaxed = sinkhorn(cost, eps=0.5, reg_a=1.0, reg_b=1.0, n_iter=50)
+    >>> round(float(relaxed.plan.sum()), 4)
+    1.1782
     """
     _validate_cost(cost)
     eps = check_positive("eps", eps)
@@ -238,9 +333,10 @@ def sinkhorn(
         fa, fb = relaxation_factor(reg_a, eps), relaxation_factor(reg_b, eps)
         log_kernel = -(cost.detach() if grad == "detach" else cost) / eps
         if grad == "unroll":
-            phi, gamma, iterations, converged = _unrolled(log_kernel, cost, eps, log_a, log_b, reg_a, reg_b, n_iter, tol, max_iter)
+            phi, gamma, iterations, converged = _unrolled(log_kernel, log_a, log_b, fa, fb, n_iter, tol, max_iter)
         else:
-            phi, gamma, iterations, converged = potentials(log_kernel, log_a, log_b, fa, fb, n_iter, grad=grad, tol=tol, max_iter=max_iter)
+            phi, gamma, iterations, converged = potentials(log_kernel, log_a, log_b, fa, fb, n_iter, grad=grad, tol=tol,
+                                                           max_iter=max_iter)
         f, g = eps * phi, eps * gamma
     return OTResult(f=f, g=g, cost=cost, eps=eps, log_a=log_a, log_b=log_b, reg_a=reg_a, reg_b=reg_b,
                     n_iter=iterations, converged=converged)

@@ -19,7 +19,8 @@ from torch import nn
 
 from gcalib.losses import distributed as gdist
 from gcalib.losses import targets as plans
-from gcalib.losses.gca import LOSSES, make_loss
+from gcalib.losses.gca import make_loss
+from gcalib.losses.spec import LOSSES
 
 WORLD = 2
 B = 4  # samples per rank

@@ -6,11 +6,12 @@ import torch
 
 from gcalib.losses import fused as fused_loss
 from gcalib.losses import targets as plans
-from gcalib.ot import engine as sinkhorn_autograd
+from gcalib.ot import scaling
 from gcalib.losses.fused import positive_pair_target
-from gcalib.losses.gca import LOSSES, PRESETS, make_loss
+from gcalib.losses.gca import make_loss
+from gcalib.losses.spec import LOSSES, PRESETS
 
-# Small eps is what these tests are about: the robust-term scale warning is tested in test_losses.py.
+# Small eps is what these tests are about: the robust-term scale warning is tested in test_gca.py.
 pytestmark = pytest.mark.filterwarnings("ignore:.*the robust term and its gradients carry:UserWarning")
 
 
@@ -46,8 +47,8 @@ def test_fused_loss_equals_composite_autograd_for_every_preset(make_views, name,
 
 @pytest.mark.parametrize("hparams", [
     dict(r1=0.5, r2=2.0, q=0.3, lam=0.2, reg_a=0.1, reg_b=3.0),
-    dict(plan="sinkhorn", r2=0.5, uni_weight=0.3, reg_b=0.5),
-    dict(plan="sinkhorn", r1=0.0, r2=1.0),
+    dict(scored="sinkhorn", r2=0.5, uni_weight=0.3, reg_b=0.5),
+    dict(scored="sinkhorn", r1=0.0, r2=1.0),
     dict(uni_weight=0.2, reg_a=0.4),
 ])
 def test_fused_loss_equals_composite_for_mixed_hyper_parameters(make_views, hparams):
@@ -58,7 +59,7 @@ def test_fused_loss_equals_composite_for_mixed_hyper_parameters(make_views, hpar
 
 def test_log_domain_fallbacks_of_the_fused_loss_are_exact(make_views, monkeypatch):
     """Force every Sinkhorn half-step and the dense positive sums through their log-domain paths."""
-    monkeypatch.setattr(sinkhorn_autograd, "log_floor", lambda dtype: math.inf)
+    monkeypatch.setattr(scaling, "log_floor", lambda dtype: math.inf)
     monkeypatch.setattr(fused_loss, "log_floor", lambda dtype: math.inf)
     for name in ("gca_uot", "gca_rince", "iot_uni"):
         for target in (None, "domain"):

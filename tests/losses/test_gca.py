@@ -4,9 +4,11 @@ import math
 import pytest
 import torch
 
-from gcalib.losses import gca as losses
 from gcalib.losses import targets as plans
-from gcalib.losses.gca import LOSSES, make_loss
+from gcalib.losses.composite import cross_entropy, plan_log_weights
+from gcalib.losses.gca import make_loss
+from gcalib.losses.kernel import contrastive_log_kernel, embed_views
+from gcalib.losses.spec import LOSSES, PRESETS, LossSpec, robust_scale
 
 
 def _cosines(views):
@@ -72,19 +74,19 @@ def _clustered_views(seed, batch=8, dim=4):
 
 
 @pytest.mark.parametrize("eps", [1.0, 0.5, 0.1, 0.05])
-def test_kl_loss_never_increases_from_infonce_to_converged_plan(make_views, eps):
+def test_cross_entropy_never_increases_from_infonce_to_converged_plan(make_views, eps):
     """20 batches solved at once: the functional pieces of the loss on a batch of log-kernels."""
     cases = [views for seed in range(10) for views in (make_views(batch=8, seed=seed), _clustered_views(seed))]
-    log_kernels = torch.stack([losses.contrastive_log_kernel(losses.embed_views(views), eps) for views in cases])
+    log_kernels = torch.stack([contrastive_log_kernel(embed_views(views), eps) for views in cases])
     target = plans.positive_pairs(8, dtype=torch.float64)
-    spec = losses.LossSpec(eps=eps, n_iter=3000)
-    converged_weights, _ = losses.plan_log_weights(log_kernels, spec)
+    spec = LossSpec(eps=eps, n_iter=3000)
+    converged_weights, _ = plan_log_weights(log_kernels, spec)
     for index, views in enumerate(cases):
         one_step = float(make_loss("gca_ince", eps=eps, n_iter=0)(*views))
-        converged = float(losses.kl_divergence(target, torch.log_softmax(converged_weights[index], dim=1)))
+        converged = float(cross_entropy(target, torch.log_softmax(converged_weights[index], dim=1)))
         assert converged <= one_step + 1e-9
     assert float(make_loss("gca_ince", eps=eps, n_iter=3000)(*cases[0])) == pytest.approx(
-        float(losses.kl_divergence(target, torch.log_softmax(converged_weights[0], dim=1))), rel=1e-12)
+        float(cross_entropy(target, torch.log_softmax(converged_weights[0], dim=1))), rel=1e-12)
 
 
 def test_multi_step_plan_is_balanced_after_convergence(make_views):
@@ -106,7 +108,7 @@ def test_custom_target_changes_the_loss_and_positive_pairs_is_the_default(make_v
 @pytest.mark.parametrize("name", LOSSES)
 def test_gradcheck_every_preset(make_views, name):
     views = [v.requires_grad_(True) for v in make_views(batch=3, dim=3, seed=3)]
-    loss = make_loss(name, n_iter=3) if losses.PRESETS[name].n_iter else make_loss(name)
+    loss = make_loss(name, n_iter=3) if PRESETS[name].n_iter else make_loss(name)
     assert torch.autograd.gradcheck(lambda *v: loss(*v), tuple(views))
 
 
@@ -114,7 +116,7 @@ def test_gradcheck_every_preset(make_views, name):
 def test_gradcheck_with_custom_target_and_three_views(make_views, name):
     views = [v.requires_grad_(True) for v in make_views(batch=3, dim=3, n_views=3, seed=4)]
     target = plans.domain_plan(torch.tensor([0, 1, 1]), 0.4, 0.2, n_views=3).double()
-    loss = make_loss(name, n_iter=2) if losses.PRESETS[name].n_iter else make_loss(name)
+    loss = make_loss(name, n_iter=2) if PRESETS[name].n_iter else make_loss(name)
     assert torch.autograd.gradcheck(lambda *v: loss(*v, target=target), tuple(views))
 
 
@@ -208,9 +210,9 @@ def test_gather_distributed_without_process_group_is_a_clear_error():
 
 @pytest.mark.parametrize("name", ["rince", "gca_rince"])
 def test_robust_only_loss_warns_when_its_scale_vanishes(name):
-    q = losses.PRESETS[name].q
+    q = PRESETS[name].q
     with pytest.warns(UserWarning, match=rf"{name} at eps=0.01, q={q}: .* e\^\(-q/eps\) = {math.exp(-q / 0.01):.2g} "
-                                         r".*use eps >= 0.0434 at this q, or add a KL term \(r1 > 0\)"):
+                                         r".*use eps >= 0.0434 at this q, or add a cross-entropy term \(r1 > 0\)"):
         make_loss(name, eps=0.01)
 
 
@@ -222,5 +224,5 @@ def test_no_scale_warning_with_a_kl_term_or_a_usable_eps(name, hparams, recwarn)
 
 
 def test_robust_scale_is_the_rince_constant():
-    spec = losses.LossSpec(eps=0.25, q=0.5, r1=0.0, r2=1.0)
-    assert losses.robust_scale(spec) == pytest.approx(math.exp(-2.0))
+    spec = LossSpec(eps=0.25, q=0.5, r1=0.0, r2=1.0)
+    assert robust_scale(spec) == pytest.approx(math.exp(-2.0))

@@ -1,7 +1,7 @@
 """Row-sharded losses (shard_plan=True) against one process on the concatenated batch.
 
 Two levels. In one process, W threads each evaluate one row block of :func:`gcalib.losses.fused.fused_gca_loss`
-with a thread-barrier :class:`~gcalib.ot.engine.RowReduction` (float64, every preset, to 1e-12).
+with a thread-barrier :class:`~gcalib.ot.scaling.RowReduction` (float64, every preset, to 1e-12).
 Then real gloo process groups of 2 and 4 processes (one ``torch.multiprocessing.spawn`` per size, like
 tests/test_distributed.py) run ``make_loss(..., gather_distributed=True, shard_plan=True)``, three DDP SGD
 steps and the error paths; the tests recompute everything in this process on the concatenated batch.
@@ -23,14 +23,16 @@ from torch import nn
 
 from gcalib.losses import fused as fused_loss
 from gcalib.losses import targets as plans
-from gcalib.ot import engine as sinkhorn_autograd
+from gcalib.ot import scaling
 from gcalib.losses import distributed as gdist
 from gcalib.losses.fused import RowBlock, SparseTarget, fused_gca_loss, positive_pair_target
-from gcalib.losses.gca import LOSSES, PRESETS, embed_views, gca_loss, make_loss
+from gcalib.losses.gca import gca_loss, make_loss
+from gcalib.losses.kernel import embed_views
+from gcalib.losses.spec import LOSSES, PRESETS
 from gcalib.losses.sharded import shard_rows
-from gcalib.ot.engine import RowReduction
+from gcalib.ot.scaling import RowReduction
 
-# Small eps is part of what is tested here: the robust-term scale warning is tested in test_losses.py.
+# Small eps is part of what is tested here: the robust-term scale warning is tested in test_gca.py.
 pytestmark = pytest.mark.filterwarnings("ignore:.*the robust term and its gradients carry:UserWarning")
 
 B = 4  # samples per rank
@@ -47,7 +49,7 @@ def _randn(seed: int, *shape: int, dtype=torch.float32) -> torch.Tensor:
 
 def _all_log_domain():
     """Force every Sinkhorn half-step (and the dense positives) into the log-domain fallback."""
-    patches = [(sinkhorn_autograd, "log_floor"), (fused_loss, "log_floor")]
+    patches = [(scaling, "log_floor"), (fused_loss, "log_floor")]
     saved = [getattr(module, name) for module, name in patches]
     for module, name in patches:
         setattr(module, name, lambda dtype: math.inf)

@@ -10,7 +10,9 @@ from scipy.optimize import linear_sum_assignment
 from gcalib import make_loss, sinkhorn
 from gcalib.notebook import analysis
 from gcalib.losses import targets as plans
-from gcalib.losses.gca import LOSSES, embed_views, gca_loss
+from gcalib.losses.gca import gca_loss
+from gcalib.losses.kernel import embed_views
+from gcalib.losses.spec import LOSSES
 
 
 def test_two_clouds_shapes_seed_and_far_outliers():

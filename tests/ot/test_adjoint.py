@@ -1,25 +1,15 @@
-"""Fused and implicit Sinkhorn gradients against autograd through the unrolled iterations."""
+"""The fused adjoint (grad="fused") against autograd through the unrolled iterations, and its memory."""
 import math
 
 import pytest
 import torch
 
-from gcalib.ot import engine as sinkhorn_autograd
+from gcalib.ot import scaling
+from gcalib.ot.potentials import potentials
+from gcalib.ot.scaling import solve
 from gcalib.ot.solver import iterate, relaxation_factor, sinkhorn
-from gcalib.ot.engine import implicit_backward, potentials, solve
 
 DT = torch.float64
-
-
-def _problem(shape, seed=0, scale=1.0, forbid_diagonal=False):
-    gen = torch.Generator().manual_seed(seed)
-    cost = scale * torch.rand(*shape, generator=gen, dtype=DT)
-    if forbid_diagonal:
-        cost = cost + torch.diag_embed(torch.full(shape[:-1], math.inf, dtype=DT))
-    log_a = (torch.rand(*shape[:-1], generator=gen, dtype=DT) + 0.2).log()
-    log_b = (torch.rand(*shape[:-2], shape[-1], generator=gen, dtype=DT) + 0.2).log()
-    weights = (torch.randn(*shape[:-1], generator=gen, dtype=DT), torch.randn(*shape[:-2], shape[-1], generator=gen, dtype=DT))
-    return cost, log_a, log_b, weights
 
 
 def _gradients(mode, cost, eps, log_a, log_b, fa, fb, n_iter, weights):
@@ -43,9 +33,9 @@ def _assert_close(ours, reference, rtol):
 @pytest.mark.parametrize("n_iter", [1, 2, 10, 50])
 @pytest.mark.parametrize("shape", [(6, 6), (5, 9), (9, 4), (3, 5, 7), (2, 2, 4, 3)])
 @pytest.mark.parametrize("reg_a,reg_b", [(math.inf, math.inf), (0.3, 0.7), (math.inf, 0.4), (0.5, math.inf)])
-def test_fused_gradient_equals_unrolled_autograd(n_iter, shape, reg_a, reg_b):
+def test_fused_gradient_equals_unrolled_autograd(problem, n_iter, shape, reg_a, reg_b):
     eps = 0.2
-    cost, log_a, log_b, weights = _problem(shape, seed=n_iter)
+    cost, log_a, log_b, weights = problem(shape, seed=n_iter)
     fa, fb = relaxation_factor(reg_a, eps), relaxation_factor(reg_b, eps)
     values, grads = _gradients("fused", cost, eps, log_a, log_b, fa, fb, n_iter, weights)
     ref_values, ref_grads = _gradients("unroll", cost, eps, log_a, log_b, fa, fb, n_iter, weights)
@@ -54,8 +44,8 @@ def test_fused_gradient_equals_unrolled_autograd(n_iter, shape, reg_a, reg_b):
 
 
 @pytest.mark.parametrize("eps", [1.0, 0.05, 0.01])
-def test_fused_gradient_with_forbidden_pairs(eps):
-    cost, log_a, log_b, weights = _problem((7, 7), seed=3, forbid_diagonal=True)
+def test_fused_gradient_with_forbidden_pairs(problem, eps):
+    cost, log_a, log_b, weights = problem((7, 7), seed=3, forbid_diagonal=True)
     for fa, fb in ((1.0, 1.0), (0.6, 0.9)):
         values, grads = _gradients("fused", cost, eps, log_a, log_b, fa, fb, 10, weights)
         ref_values, ref_grads = _gradients("unroll", cost, eps, log_a, log_b, fa, fb, 10, weights)
@@ -64,8 +54,8 @@ def test_fused_gradient_with_forbidden_pairs(eps):
         _assert_close(grads, ref_grads, 1e-9)
 
 
-def test_reference_rebuilds_at_extreme_cost_range_keep_the_gradient_exact():
-    cost, log_a, log_b, weights = _problem((12, 10), seed=4)
+def test_reference_rebuilds_at_extreme_cost_range_keep_the_gradient_exact(problem):
+    cost, log_a, log_b, weights = problem((12, 10), seed=4)
     cost[:, 0] += 8.0  # a column far from every row: its potential must climb to ~8/ε, beyond exp's range
     eps = 0.005
     trace = solve(-cost / eps, log_a, log_b, 1.0, 1.0, 20)
@@ -76,9 +66,9 @@ def test_reference_rebuilds_at_extreme_cost_range_keep_the_gradient_exact():
     _assert_close(grads, ref_grads, 1e-9)
 
 
-def test_every_step_rebuilt_in_the_log_domain_gives_the_same_gradient(monkeypatch):
-    monkeypatch.setattr(sinkhorn_autograd, "log_floor", lambda dtype: math.inf)
-    cost, log_a, log_b, weights = _problem((6, 8), seed=5)
+def test_every_step_rebuilt_in_the_log_domain_gives_the_same_gradient(problem, monkeypatch):
+    monkeypatch.setattr(scaling, "log_floor", lambda dtype: math.inf)
+    cost, log_a, log_b, weights = problem((6, 8), seed=5)
     trace = solve(-cost / 0.3, log_a, log_b, 0.7, 1.0, 5)
     assert len(trace.refs) == 10
     values, grads = _gradients("fused", cost, 0.3, log_a, log_b, 0.7, 1.0, 5, weights)
@@ -87,8 +77,8 @@ def test_every_step_rebuilt_in_the_log_domain_gives_the_same_gradient(monkeypatc
     _assert_close(grads, ref_grads, 1e-9)
 
 
-def test_float32_fused_is_as_accurate_as_float32_unrolled():
-    cost, log_a, log_b, weights = _problem((40, 30), seed=6, scale=2.0)
+def test_float32_fused_is_as_accurate_as_float32_unrolled(problem):
+    cost, log_a, log_b, weights = problem((40, 30), seed=6, scale=2.0)
     single_weights = tuple(w.float() for w in weights)
     for eps in (0.5, 0.05, 0.005):
         _, exact = _gradients("unroll", cost, eps, log_a, log_b, 1.0, 1.0, 20, weights)
@@ -100,8 +90,8 @@ def test_float32_fused_is_as_accurate_as_float32_unrolled():
 
 
 @pytest.mark.parametrize("reg", [math.inf, 0.5])
-def test_sinkhorn_fused_passes_gradcheck_for_cost_and_marginals(reg):
-    cost, log_a, log_b, _ = _problem((4, 3), seed=7)
+def test_sinkhorn_fused_passes_gradcheck_for_cost_and_marginals(problem, reg):
+    cost, log_a, log_b, _ = problem((4, 3), seed=7)
     a, b = log_a.exp().requires_grad_(True), log_b.exp().requires_grad_(True)
     cost.requires_grad_(True)
     assert torch.autograd.gradcheck(
@@ -109,8 +99,8 @@ def test_sinkhorn_fused_passes_gradcheck_for_cost_and_marginals(reg):
     )
 
 
-def test_sinkhorn_fused_to_tolerance_matches_unroll_iterations_and_gradient():
-    cost, log_a, log_b, _ = _problem((8, 6), seed=8)
+def test_sinkhorn_fused_to_tolerance_matches_unroll_iterations_and_gradient(problem):
+    cost, log_a, log_b, _ = problem((8, 6), seed=8)
     a, b = log_a.exp(), log_b.exp()
     results = {}
     for mode in ("unroll", "fused"):
@@ -125,62 +115,15 @@ def test_sinkhorn_fused_to_tolerance_matches_unroll_iterations_and_gradient():
     torch.testing.assert_close(grad, ref_grad, rtol=0, atol=1e-9)
 
 
-def test_fused_trace_keeps_one_matrix_whatever_the_iterations():
+def test_fused_trace_keeps_one_matrix_whatever_the_iterations(problem):
     """What the backward holds between forward and backward: one n×m matrix plus vectors."""
-    cost, log_a, log_b, _ = _problem((64, 48), seed=9)
+    cost, log_a, log_b, _ = problem((64, 48), seed=9)
     for n_iter in (10, 100):
         trace = solve(-cost / 0.5, log_a, log_b, 1.0, 1.0, n_iter)
         matrices = [ref.matrix for ref in trace.refs if ref.matrix is not None]
         assert len(matrices) == 1 and matrices[0].shape == (64, 48)
         vector_elements = sum(step.scale.numel() + step.sums.numel() for step in trace.steps)
         assert vector_elements == n_iter * 2 * (64 + 48)
-
-
-def _converged(cost, eps, reg_a, reg_b, grad):
-    return sinkhorn(cost, eps, reg_a=reg_a, reg_b=reg_b, tol=1e-13, max_iter=20000, grad=grad)
-
-
-@pytest.mark.parametrize("reg_a,reg_b", [(math.inf, math.inf), (0.5, 0.3), (math.inf, 0.4)])
-@pytest.mark.parametrize("shape", [(7, 5), (2, 4, 6)])
-def test_implicit_gradient_matches_unrolled_gradient_at_convergence(reg_a, reg_b, shape):
-    cost, _, _, _ = _problem(shape, seed=10)
-    weights = torch.randn(*shape, dtype=DT, generator=torch.Generator().manual_seed(1))
-    grads = {}
-    for mode in ("unroll", "implicit"):
-        c = cost.clone().requires_grad_(True)
-        result = sinkhorn(c, 0.3, reg_a=reg_a, reg_b=reg_b, n_iter=800, grad=mode)
-        objective = (result.plan * weights).sum()
-        if not math.isinf(reg_a) or not math.isinf(reg_b):
-            objective = objective + (result.f * weights[..., 0]).sum() + (result.g * weights[..., 0, :]).sum()
-        (grads[mode],) = torch.autograd.grad(objective, c)
-    scale = float(grads["unroll"].abs().max())
-    assert float((grads["implicit"] - grads["unroll"]).abs().max()) <= 1e-4 * scale
-
-
-@pytest.mark.parametrize("reg_a,reg_b", [(math.inf, math.inf), (0.6, 0.6), (0.5, math.inf)])
-def test_implicit_gradient_passes_gradcheck_against_finite_differences(reg_a, reg_b):
-    cost, _, _, _ = _problem((4, 5), seed=11)
-    cost.requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda c: _converged(c, 0.4, reg_a, reg_b, "implicit").plan, (cost,), atol=1e-6)
-
-
-def test_implicit_warns_when_conjugate_gradients_stop_early():
-    cost, _, _, _ = _problem((30, 30), seed=12)
-    trace = solve(-cost / 0.02, -math.log(30), -math.log(30), 1.0, 1.0, 200)
-    with pytest.warns(RuntimeWarning, match="conjugate gradients stopped"):
-        implicit_backward(trace, torch.randn(30, dtype=DT), torch.randn(30, dtype=DT), max_iter=2)
-
-
-def test_detach_and_no_grad_build_no_graph():
-    cost, log_a, log_b, _ = _problem((5, 5), seed=13)
-    log_kernel = (-cost / 0.3).requires_grad_(True)
-    phi, gamma, _, _ = potentials(log_kernel, log_a, log_b, 1.0, 1.0, 5, grad="detach")
-    assert phi.grad_fn is None and gamma.grad_fn is None
-    with torch.no_grad():
-        phi, gamma, _, _ = potentials(log_kernel, log_a, log_b, 1.0, 1.0, 5, grad="fused")
-    assert phi.grad_fn is None
-    with pytest.raises(ValueError, match="unknown grad 'unroll'; valid: fused, implicit, detach"):
-        potentials(log_kernel, log_a, log_b, 1.0, 1.0, 5, grad="unroll")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
