@@ -16,7 +16,8 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from gcalib.losses.gca import LOSSES, PRESETS, LossSpec, make_loss
+from gcalib import LOSSES, LossSpec, make_loss
+from gcalib.losses.spec import PRESETS
 from gcalib.ot.solver import relaxation_factor
 
 from .timing import interleaved, set_threads, write_json
@@ -49,17 +50,17 @@ def dense_reference(h1: torch.Tensor, h2: torch.Tensor, spec: LossSpec) -> torch
         u = (kernel @ torch.diag(v)).sum(1).pow(-fa)
         v = (torch.diag(u) @ kernel).sum(0).pow(-fb)
     weights = kernel @ torch.diag(v)
-    if spec.plan == "sinkhorn":
+    if spec.scored == "sinkhorn":
         weights = torch.diag(u) @ weights
     rows = torch.arange(n, device=z.device)
     partner = (rows + batch) % n
     positive = weights[rows, partner]
     total = weights.sum(1)
-    log_plan_positive = positive.log() - (total.log() if spec.plan == "projected" else 0.0)
+    log_plan_positive = positive.log() - (total.log() if spec.scored == "projected" else 0.0)
     value = -spec.r1 * log_plan_positive.mean()
     if spec.uni_weight > 0:
         log_plan = (weights + torch.eye(n, device=z.device, dtype=z.dtype)).log()
-        if spec.plan == "projected":
+        if spec.scored == "projected":
             log_plan = log_plan - total.log().unsqueeze(1)
         value = value - spec.uni_weight * ((log_plan * off_diagonal).sum(1) / (n - 1)).mean()
     if spec.r2 > 0:

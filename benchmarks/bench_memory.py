@@ -39,7 +39,7 @@ def _views(n: int, dim: int, device: str) -> list[torch.Tensor]:
 
 def measure(loss: str, n: int, n_iter: int, grad: str, dim: int, device: str) -> dict:
     """Memory of one forward + backward, in MiB (see module docstring), in this process."""
-    from gcalib.losses.gca import make_loss
+    from gcalib import make_loss
 
     loss_fn = make_loss(loss, n_iter=n_iter, grad=grad)
     views = _views(n, dim, device)

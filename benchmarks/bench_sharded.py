@@ -48,7 +48,7 @@ def _forward_backward(loss_fn, views: list[torch.Tensor]) -> None:
 
 def measure(config: dict, rank: int, world: int, device: torch.device) -> dict:
     """This rank's memory growth (MiB) and seconds of one forward + backward (see module docstring)."""
-    from gcalib.losses.gca import make_loss
+    from gcalib import make_loss
 
     loss_fn = make_loss(config["loss"], n_iter=config["n_iter"], gather_distributed=True,
                         shard_plan=config["mode"] == "sharded")

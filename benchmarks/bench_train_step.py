@@ -14,13 +14,13 @@ import sys
 
 import torch
 
-from gcalib.losses.gca import make_loss
+from gcalib import make_loss
 
 from .timing import interleaved, set_threads, write_json
 
 
 def run(arch: str, batch: int, losses: list[str], repeats: int, device: str, image_size: int = 32) -> dict:
-    from gcalib.pretrain.models import Projector, make_encoder
+    from gcalib import Projector, make_encoder
 
     torch.manual_seed(0)
     encoder = make_encoder(arch).to(device)
