@@ -10,8 +10,12 @@
 * ``robustness --settings s,... [...] --out DIR`` runs ``compare`` once per setting of
   :data:`gcalib.pretrain.robustness.ROBUSTNESS_SETTINGS` (broken positives, extreme views) and prints methods × settings
   tables; DIR/robustness.json holds the grid.
+* ``domain-sweep --alpha-minus-beta -0.5,0,0.5 --seeds S [...] --out DIR`` pretrains with the domain plan for
+  every value of α − β and seed (:func:`gcalib.pretrain.sweep.domain_sweep`) and prints the sweep's table;
+  DIR/sweep.json, sweep.txt and sweep.png hold the same.
 
-``domain-sweep`` is registered by :func:`gcalib.pretrain.sweep.register`.
+``--seeds`` is a count N (seeds 0..N-1) or a comma-separated list such as ``0,3,7``. A list of numbers may
+start with a minus sign (``--alpha-minus-beta -0.5,0.5``, or ``--alpha-minus-beta=-0.5,0.5``).
 
 ``pretrain`` also runs data-parallel under ``torchrun --nproc_per_node=N -m gcalib pretrain ...``
 (``--batch-size`` per process, ``--lr-scaling``, ``--sync-bn``, ``--shard-plan``); rank 0 prints and writes
@@ -24,33 +28,119 @@ exit with code 2 and a one-line message; a non-finite loss exits with code 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import re
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from .losses import distributed
-from .pretrain.compare import DEFAULT_COMPARE_LOSSES, TABLE_METRICS, compare, format_table, method_names
-from .pretrain.robustness import ROBUSTNESS_SETTINGS, robustness, robustness_table
+from .losses.gca import LOSSES
+from .pretrain.augment import AUGMENTATIONS
+from .pretrain.compare import DEFAULT_COMPARE_LOSSES, TABLE_METRICS, compare, method_names
 from .pretrain.config import LR_SCALINGS, OPTIMIZERS, PRECISIONS, TARGETS, VIEWS, PretrainConfig
-from .pretrain.trainer import NonFiniteLossError, prepare, pretrain
+from .pretrain.data import DATASETS
+from .pretrain.figures import training_curves
+from .pretrain.models import ARCHS
+from .pretrain.robustness import ROBUSTNESS_SETTINGS, robustness, robustness_table
+from .pretrain.sweep import DEFAULT_ALPHA_MINUS_BETA, SWEEP_DEFAULTS, domain_sweep
+from .pretrain.trainer import NonFiniteLossError, PreparedRun, prepare, pretrain
 
-__all__ = ["main", "build_parser", "format_table", "DEFAULT_COMPARE_LOSSES"]
+__all__ = ["main", "build_parser"]
 
 # Loss hyper-parameter flags: (flag, LossSpec field(s), type).
 _LOSS_FLAGS = (("eps", ("eps",), float), ("n_iter", ("n_iter",), int), ("q", ("q",), float), ("lam", ("lam",), float),
                ("rho", ("reg_a", "reg_b"), float), ("reg_a", ("reg_a",), float), ("reg_b", ("reg_b",), float),
                ("r1", ("r1",), float), ("r2", ("r2",), float))
+_SEEDS_HELP = "N for seeds 0..N-1, or a comma-separated list such as 0,3,7 (default %(default)s)"
+# Flags whose value is a comma-separated list of numbers, which may start with a minus sign.
+_NUMBER_LIST_FLAGS = ("--alpha-minus-beta",)
+# What argparse would take for an option although it is a value: a minus sign, then a digit or a point.
+_STARTS_NEGATIVE = re.compile(r"^-\.?\d")
 
 
 class _UsageError(Exception):
     """A problem with the command line; reported with exit code 2."""
 
 
-def _add_training_flags(p: argparse.ArgumentParser, defaults: PretrainConfig) -> None:
-    from .pretrain.augment import AUGMENTATIONS
-    from .pretrain.data import DATASETS
-    from .pretrain.models import ARCHS
+@contextlib.contextmanager
+def _usage_errors() -> Iterator[None]:
+    """Report the library's usage errors (bad values, missing data, unwritable directories) as command-line
+    errors (:class:`_UsageError`)."""
+    try:
+        yield
+    except (ValueError, TypeError, FileNotFoundError) as error:
+        raise _UsageError(str(error)) from error
 
+
+def _join_number_lists(argv: Sequence[str]) -> list[str]:
+    """``argv`` with each value of a :data:`_NUMBER_LIST_FLAGS` flag that starts with a minus sign joined to
+    its flag: argparse reads ``--alpha-minus-beta -0.5,0.5`` as two options, ``--alpha-minus-beta=-0.5,0.5``
+    as a flag and its value."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in _NUMBER_LIST_FLAGS and _STARTS_NEGATIVE.match(arg):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser that also reads a number list starting with a minus sign as its flag's value."""
+
+    def parse_known_args(self, args: Optional[Sequence[str]] = None,
+                         namespace: Optional[argparse.Namespace] = None) -> tuple[argparse.Namespace, list[str]]:
+        """:meth:`argparse.ArgumentParser.parse_known_args` of ``args`` (default ``sys.argv[1:]``) after
+        :func:`_join_number_lists`."""
+        return super().parse_known_args(_join_number_lists(sys.argv[1:] if args is None else args), namespace)
+
+
+def _seed_list(text: str) -> list[int]:
+    """``--seeds``: a count N (seeds 0..N-1) or a comma-separated list of distinct seeds >= 0."""
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()] if "," in text else list(range(int(text)))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count N (seeds 0..N-1) or a comma-separated list such as "
+                                         f"0,3,7, got {text!r}") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"expected at least one seed, all distinct and >= 0, got {text!r}")
+    return seeds
+
+
+def _float_list(text: str) -> list[float]:
+    """A comma-separated list of numbers such as ``-0.5,0,0.5``."""
+    try:
+        values = [float(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as -0.5,0,0.5, got {text!r}")
+    return values
+
+
+def _name_list(valid: Sequence[str]) -> Callable[[str], list[str]]:
+    """The argparse type of a comma-separated list of distinct names of ``valid``."""
+    def names(text: str) -> list[str]:
+        found = [s.strip() for s in text.split(",") if s.strip()]
+        unknown = [n for n in found if n not in valid]
+        if not found or unknown:
+            raise argparse.ArgumentTypeError(f"unknown name(s) {unknown or text!r}; valid: {', '.join(valid)}")
+        if len(set(found)) != len(found):
+            raise argparse.ArgumentTypeError(f"lists a name twice: {text!r}")
+        return found
+
+    return names
+
+
+def _wrote(paths: Sequence[Any]) -> str:
+    """``"wrote a, b and c"``."""
+    names = [str(p) for p in paths]
+    return "wrote " + (", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0])
+
+
+def _add_training_flags(p: argparse.ArgumentParser, defaults: PretrainConfig) -> None:
+    """The flags of a training run shared by ``pretrain``, ``compare`` and ``robustness``."""
     g = p.add_argument_group("data and views")
     g.add_argument("--dataset", default=defaults.dataset, choices=DATASETS, help="dataset name (default %(default)s)")
     g.add_argument("--root", default=None, help="data directory (default: $GCALIB_DATA, else ./data)")
@@ -98,10 +188,33 @@ def _add_training_flags(p: argparse.ArgumentParser, defaults: PretrainConfig) ->
 
 
 def build_parser() -> argparse.ArgumentParser:
-    defaults = PretrainConfig()
-    parser = argparse.ArgumentParser(prog="python -m gcalib", description="Generalized Contrastive Alignment: "
-                                     "pretrain encoders with OT-based contrastive losses and compare them.")
+    """The parser of ``python -m gcalib`` with its four subcommands.
+
+    Each subcommand sets ``run``, the function that runs it (``run(args) -> exit status``).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+
+    Examples
+    --------
+    >>> args = build_parser().parse_args(["domain-sweep", "--alpha-minus-beta", "-0.5,0.5", "--seeds", "2"])
+    >>> args.alpha_minus_beta, args.seeds
+    ([-0.5, 0.5], [0, 1])
+    """
+    parser = _ArgumentParser(prog="python -m gcalib", description="Generalized Contrastive Alignment: "
+                             "pretrain encoders with OT-based contrastive losses and compare them.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{pretrain,compare,robustness,domain-sweep}")
+    defaults = PretrainConfig()
+    _add_pretrain_parser(sub, defaults)
+    _add_compare_parser(sub, defaults)
+    _add_robustness_parser(sub, defaults)
+    _add_domain_sweep_parser(sub, defaults)
+    return parser
+
+
+def _add_pretrain_parser(sub: Any, defaults: PretrainConfig) -> None:
+    """The ``pretrain`` subcommand."""
     p = sub.add_parser("pretrain", help="pretrain one encoder and evaluate it",
                        description="Pretrain one encoder, evaluate it, and write metrics, history, checkpoints "
                                    "and curves to --out.")
@@ -128,35 +241,73 @@ def build_parser() -> argparse.ArgumentParser:
                    help="each process holds only its samples' rows of the global plan (memory per process "
                         "~ 1/N of the replicated plan's; no effect in one process)")
     p.add_argument("--out", required=True, help="output directory")
+    p.set_defaults(run=_run_pretrain)
+
+
+def _add_compare_parser(sub: Any, defaults: PretrainConfig) -> None:
+    """The ``compare`` subcommand."""
     c = sub.add_parser("compare", help="compare methods over seeds (this is `make demo`)",
                        description="Pretrain every method of --losses for every seed with the same settings and "
                                    "print mean ± std over seeds, with random-init and raw-pixel reference rows.")
-    c.add_argument("--losses", default=",".join(DEFAULT_COMPARE_LOSSES),
+    c.add_argument("--losses", type=_name_list(method_names()), default=",".join(DEFAULT_COMPARE_LOSSES),
                    help="comma-separated methods (default %(default)s)")
-    c.add_argument("--seeds", default="2",
-                   help="N for seeds 0..N-1, or a comma-separated list such as 0,3,7 (default %(default)s)")
+    c.add_argument("--seeds", type=_seed_list, default="2", help=_SEEDS_HELP)
     _add_training_flags(c, defaults)
     c.add_argument("--out", default="runs/compare", help="output directory (default %(default)s)")
+    c.set_defaults(run=_run_compare)
+
+
+def _add_robustness_parser(sub: Any, defaults: PretrainConfig) -> None:
+    """The ``robustness`` subcommand."""
     r = sub.add_parser("robustness", help="compare methods under broken positives and extreme views",
                        description="Run compare once per setting (the configured views; --corrupt-pairs 0.2 and "
                                    "0.4; the views large_erase, strong_crop, brightness) and print methods x "
                                    "settings tables; write DIR/robustness.json and one comparison per setting. "
                                    "Settings already in DIR with the same configuration are read back.")
-    r.add_argument("--losses", default=",".join(DEFAULT_COMPARE_LOSSES),
+    r.add_argument("--losses", type=_name_list(method_names()), default=",".join(DEFAULT_COMPARE_LOSSES),
                    help="comma-separated methods (default %(default)s)")
-    r.add_argument("--seeds", default="3",
-                   help="N for seeds 0..N-1, or a comma-separated list such as 0,3,7 (default %(default)s)")
-    r.add_argument("--settings", default=",".join(ROBUSTNESS_SETTINGS),
+    r.add_argument("--seeds", type=_seed_list, default="3", help=_SEEDS_HELP)
+    r.add_argument("--settings", type=_name_list(tuple(ROBUSTNESS_SETTINGS)), default=",".join(ROBUSTNESS_SETTINGS),
                    help="comma-separated settings (default %(default)s)")
     _add_training_flags(r, defaults)
     r.add_argument("--out", default="runs/robustness", help="output directory (default %(default)s)")
-    from .pretrain.sweep import register
-
-    register(sub)
-    return parser
+    r.set_defaults(run=_run_robustness)
 
 
-def _config(args: argparse.Namespace, loss: str, seed: int, out_dir: Optional[str], **extra) -> PretrainConfig:
+def _add_domain_sweep_parser(sub: Any, defaults: PretrainConfig) -> None:
+    """The ``domain-sweep`` subcommand."""
+    s = sub.add_parser(
+        "domain-sweep", help="sweep alpha-beta of the domain-aware target plan",
+        description="Pretrain with the domain plan T = positives + alpha*[same domain] + beta*[other domain] for "
+                    "every alpha-beta (alpha = base + max(d, 0), beta = base + max(-d, 0)) and seed; report domain "
+                    "accuracy, class accuracy and held-out-domain class accuracy; write DIR/sweep.json, sweep.txt, "
+                    "sweep.png.")
+    s.add_argument("--dataset", default="clutter_digits", choices=DATASETS,
+                   help="a dataset with domain labels (default %(default)s)")
+    s.add_argument("--root", default=None, help="data directory (default: $GCALIB_DATA, else ./data)")
+    s.add_argument("--image-size", type=int, default=None,
+                   help="image side for folder datasets such as domainfolder (default: the loader's, 224)")
+    s.add_argument("--alpha-minus-beta", type=_float_list, default=",".join(map(str, DEFAULT_ALPHA_MINUS_BETA)),
+                   help="comma-separated values of alpha-beta (default %(default)s)")
+    s.add_argument("--base", type=float, default=0.0, help="the smaller of alpha and beta (default %(default)s)")
+    s.add_argument("--seeds", type=_seed_list, default="1", help=_SEEDS_HELP)
+    s.add_argument("--loss", default=defaults.loss, choices=LOSSES, help="loss preset (default %(default)s)")
+    s.add_argument("--eps", type=float, default=None, help="loss temperature eps (default: the preset's)")
+    s.add_argument("--epochs", type=int, default=SWEEP_DEFAULTS["epochs"], help="(default %(default)s)")
+    s.add_argument("--batch-size", type=int, default=defaults.batch_size, help="(default %(default)s)")
+    s.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate (default %(default)s)")
+    s.add_argument("--max-train-samples", type=int, default=None, help="pretrain on the first N train samples only")
+    s.add_argument("--device", default=defaults.device, help="auto, cpu, cuda, cuda:N (default %(default)s)")
+    s.add_argument("--workers", type=int, default=defaults.workers, help="data-loading processes (default %(default)s)")
+    s.add_argument("--no-reuse", action="store_true", help="retrain runs whose results are already in --out")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument("--out", default="runs/domain-sweep", help="output directory (default %(default)s)")
+    s.set_defaults(run=_run_domain_sweep)
+
+
+def _config(args: argparse.Namespace, loss: str, seed: int, out_dir: Optional[str], **extra: Any) -> PretrainConfig:
+    """The :class:`PretrainConfig` of the training flags for ``loss`` and ``seed`` (the dataset's recipe fills
+    the flags left unset)."""
     loss_params = {}
     if loss != "byol":
         for flag, fields, _ in _LOSS_FLAGS:
@@ -179,75 +330,20 @@ def _config(args: argparse.Namespace, loss: str, seed: int, out_dir: Optional[st
         deterministic=args.deterministic, progress=not args.no_progress, **extra)
 
 
-def _curves_figure(history: list, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [h["epoch"] for h in history]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
-    for ax, key, label in zip(axes, ("loss", "lr", "images_per_s"), ("training loss", "learning rate", "images / s")):
-        ax.plot(epochs, [h[key] for h in history], marker="o")
-        ax.set_xlabel("epoch")
-        ax.set_title(label)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def _parse_seeds(text: str) -> list[int]:
-    try:
-        if "," in text:
-            seeds = [int(s) for s in text.split(",") if s.strip()]
-        else:
-            seeds = list(range(int(text)))
-    except ValueError:
-        raise _UsageError(f"--seeds must be a count N or a comma-separated list of integers, got {text!r}") from None
-    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
-        raise _UsageError(f"--seeds must give at least one distinct non-negative seed, got {text!r}")
-    return seeds
-
-
-def _parse_losses(text: str) -> list[str]:
-    names = [s.strip() for s in text.split(",") if s.strip()]
-    valid = method_names()
-    unknown = [n for n in names if n not in valid]
-    if not names or unknown:
-        raise _UsageError(f"--losses got unknown name(s) {unknown or text!r}; valid: {', '.join(valid)}")
-    if len(set(names)) != len(names):
-        raise _UsageError(f"--losses lists a method twice: {text!r}")
-    return names
-
-
-def _parse_settings(text: str) -> dict[str, dict]:
-    names = [s.strip() for s in text.split(",") if s.strip()]
-    unknown = [n for n in names if n not in ROBUSTNESS_SETTINGS]
-    if not names or unknown:
-        raise _UsageError(f"--settings got unknown name(s) {unknown or text!r}; valid: "
-                          f"{', '.join(ROBUSTNESS_SETTINGS)}")
-    return {name: ROBUSTNESS_SETTINGS[name] for name in names}
-
-
-def _prepare(args: argparse.Namespace, loss: str, seed: int, out_dir: str, **extra):
-    """Build and :func:`prepare` a config; every problem found before training is a usage error."""
-    try:
-        return prepare(_config(args, loss, seed, out_dir, **extra))
-    except (ValueError, TypeError, FileNotFoundError) as error:
-        raise _UsageError(str(error)) from error
-
-
 def _run_pretrain(args: argparse.Namespace) -> int:
-    run = _prepare(args, args.loss, args.seed, args.out, checkpoint_every=args.checkpoint_every,
-                   checkpoint_every_steps=args.checkpoint_every_steps, resume=args.resume,
-                   skip_nonfinite=args.skip_nonfinite, lr_scaling=args.lr_scaling, sync_bn=args.sync_bn,
-                   shard_plan=args.shard_plan, evaluate=not args.no_evaluate)
+    """``pretrain``: :func:`gcalib.pretrain.trainer.pretrain` of one config, then its curves and a summary line."""
+    with _usage_errors():
+        run: PreparedRun = prepare(_config(
+            args, args.loss, args.seed, args.out, checkpoint_every=args.checkpoint_every,
+            checkpoint_every_steps=args.checkpoint_every_steps, resume=args.resume,
+            skip_nonfinite=args.skip_nonfinite, lr_scaling=args.lr_scaling, sync_bn=args.sync_bn,
+            shard_plan=args.shard_plan, evaluate=not args.no_evaluate))
     if run.resume_path is not None and distributed.rank() == 0:
         print(f"resuming from {run.resume_path}", flush=True)
     result = pretrain(run)
     if distributed.rank() != 0:
         return 0
-    _curves_figure(result.history, run.out_dir / "curves.png")
+    training_curves(result.history, run.out_dir / "curves.png")
     m = result.metrics
     print(f"{args.loss}: " + ", ".join(f"{k}={m[k]:.4f}" for k, _ in TABLE_METRICS if isinstance(m.get(k), float)))
     print(f"wrote {run.out_dir}/metrics.json, history.json, curves.png, encoder.pt and checkpoints")
@@ -256,42 +352,72 @@ def _run_pretrain(args: argparse.Namespace) -> int:
 
 def _run_compare(args: argparse.Namespace) -> int:
     """``compare``: :func:`gcalib.pretrain.compare.compare` with the command line's settings, then the table."""
-    losses, seeds = _parse_losses(args.losses), _parse_seeds(args.seeds)
-    try:
-        result = compare(_config(args, losses[0], seeds[0], None), losses, seeds, args.out)
-    except (ValueError, TypeError, FileNotFoundError) as error:
-        raise _UsageError(str(error)) from error
-    print(f"\n{args.dataset}: {len(losses)} methods x {len(seeds)} seed(s), {args.epochs} epochs each, "
+    with _usage_errors():
+        result = compare(_config(args, args.losses[0], args.seeds[0], None), args.losses, args.seeds, args.out)
+    print(f"\n{args.dataset}: {len(args.losses)} methods x {len(args.seeds)} seed(s), {args.epochs} epochs each, "
           f"mean ± std over seeds; total {result.total_time_s:.0f}s\n{result.table()}")
-    print(f"wrote {result.files['json']} and {result.files['figure']}")
+    print(_wrote([result.files["json"], result.files["figure"]]))
     return 0
 
 
 def _run_robustness(args: argparse.Namespace) -> int:
-    """``robustness``: :func:`gcalib.pretrain.robustness.robustness` with the command line's settings, then the tables."""
-    losses, seeds, settings = _parse_losses(args.losses), _parse_seeds(args.seeds), _parse_settings(args.settings)
-    try:
-        grid = robustness(_config(args, losses[0], seeds[0], None), settings, losses, seeds, args.out)
-    except (ValueError, TypeError, FileNotFoundError) as error:
-        raise _UsageError(str(error)) from error
+    """``robustness``: :func:`gcalib.pretrain.robustness.robustness` with the command line's settings, then
+    the tables."""
+    settings = {name: ROBUSTNESS_SETTINGS[name] for name in args.settings}
+    with _usage_errors():
+        grid = robustness(_config(args, args.losses[0], args.seeds[0], None), settings, args.losses, args.seeds,
+                          args.out)
     for metric, label in (("linear_acc", "linear probe"), ("knn_acc_k20", "kNN k=20")):
-        print(f"\n{args.dataset}, {label}: mean ± std over {len(seeds)} seed(s), {args.epochs} epochs each\n"
+        print(f"\n{args.dataset}, {label}: mean ± std over {len(args.seeds)} seed(s), {args.epochs} epochs each\n"
               f"{robustness_table(grid, metric)}")
-    print(f"wrote {Path(args.out) / 'robustness.json'}")
+    print(_wrote([Path(args.out) / "robustness.json"]))
+    return 0
+
+
+def _run_domain_sweep(args: argparse.Namespace) -> int:
+    """``domain-sweep``: :func:`gcalib.pretrain.sweep.domain_sweep` with the command line's settings, then the table."""
+    overrides: dict[str, Any] = {
+        "loss": args.loss, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+        "max_train_samples": args.max_train_samples, "device": args.device, "workers": args.workers,
+        "root": args.root, "progress": not args.no_progress}
+    if args.image_size is not None:
+        overrides["dataset_options"] = {"image_size": args.image_size}
+    if args.eps is not None:
+        overrides["loss_params"] = {"eps": args.eps}
+    with _usage_errors():
+        result = domain_sweep(args.dataset, args.alpha_minus_beta, args.seeds, args.out, base=args.base,
+                              reuse=not args.no_reuse, **overrides)
+    print(f"\n{args.dataset}: {len(args.alpha_minus_beta)} values of alpha-beta x {len(args.seeds)} seed(s), "
+          f"{args.epochs} epochs each; total {result.total_time_s:.0f}s\n{result.table()}")
+    print(_wrote([result.files["json"], result.files["table"], result.files["figure"]]))
     return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point; returns the exit status (argparse exits with 2 on its own usage errors)."""
+    """Run ``python -m gcalib`` with the arguments ``argv``.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after the program name (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 1 when a non-finite loss stopped training.
+
+    Raises
+    ------
+    SystemExit
+        With status 2 on a usage error (a one-line message on stderr), and 0 after ``--help``.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command != "pretrain" and distributed.env_world_size() > 1:
             raise _UsageError(f"{args.command} runs in one process; under torchrun (WORLD_SIZE="
                               f"{distributed.env_world_size()}) use `python -m gcalib pretrain`")
-        if args.command not in ("pretrain", "compare", "robustness"):
-            return args.handler(args)
-        return {"pretrain": _run_pretrain, "compare": _run_compare, "robustness": _run_robustness}[args.command](args)
+        return args.run(args)
     except _UsageError as error:
         parser.error(str(error))
     except NonFiniteLossError as error:
@@ -299,4 +425,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     finally:
         distributed.shutdown()
-

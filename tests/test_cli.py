@@ -5,11 +5,9 @@ from pathlib import Path
 
 import pytest
 
-import torch
-
-from gcalib.cli import format_table, main
-from gcalib.pretrain.compare import compare
-from gcalib.pretrain.trainer import ContrastiveModel, PretrainConfig
+from gcalib.cli import build_parser, main
+from gcalib.pretrain.contrastive import ContrastiveModel
+from gcalib.pretrain.sweep import DEFAULT_ALPHA_MINUS_BETA, SWEEP_DEFAULTS
 
 TINY = ["--epochs", "1", "--batch-size", "32", "--max-train-samples", "64", "--workers", "0", "--no-progress",
         "--projector-hidden", "64"]
@@ -83,39 +81,6 @@ def test_dataset_recipe_fills_the_flags_left_unset(argv, loss, expected):
     assert config.loss == loss
 
 
-def test_compare_function_takes_dataset_objects(tmp_path):
-    torch.manual_seed(0)
-    images, labels = torch.randint(0, 256, (48, 3, 16, 16), dtype=torch.uint8), torch.arange(48) % 3
-    train = [(images[i], labels[i]) for i in range(32)]
-    test = [(images[i], labels[i]) for i in range(32, 48)]
-    config = PretrainConfig(dataset=train, test_dataset=test, epochs=1, batch_size=16, workers=0, progress=False,
-                            projector_hidden_dim=32, loss_params={"eps": 0.3})
-    result = compare(config, ["gca_uot"], [0], tmp_path / "cmp", verbose=False)
-    assert list(result.runs) == ["gca_uot", "random-init", "raw-pixels"]
-    assert all(len(result.runs[name]) == 1 and 0 <= result.runs[name][0]["linear_acc"] <= 1 for name in result.runs)
-    assert result.config["gca_uot"]["loss_params"] == {"eps": 0.3} and result.config["gca_uot"]["seed"] == 0
-    assert result.dataset.startswith("ImageDataset('list', split='train', n=32, 3x16x16")
-    saved = json.loads((tmp_path / "cmp" / "compare.json").read_text())
-    assert saved["table"] == result.table().splitlines() and saved["dataset"] == result.dataset
-    assert (tmp_path / "cmp" / "compare.png").read_bytes()[:8] == PNG
-    assert (tmp_path / "cmp" / "gca_uot" / "seed0" / "metrics.json").is_file()
-    mixed = compare(config, ["infonce", "byol"], [0], verbose=False)
-    assert mixed.config["infonce"]["loss_params"] == {"eps": 0.3} and mixed.config["byol"]["loss_params"] == {}
-    with pytest.raises(ValueError, match=r"unknown losses\[1\] 'simclr'; valid: infonce"):
-        compare(config, ["infonce", "simclr"], [0])
-    with pytest.raises(ValueError, match="test_dataset must be given with a dataset object when evaluate=True"):
-        compare(PretrainConfig(dataset=train, evaluate=False), ["infonce"], [0])
-
-
-def test_format_table_mean_and_sample_std():
-    table = format_table({"a": [{"linear_acc": 0.5, "epoch_time_s": 2.0}, {"linear_acc": 0.7, "epoch_time_s": 4.0}],
-                          "b": [{"linear_acc": 0.9}]})
-    lines = table.splitlines()
-    assert lines[0].split() == ["method", "seeds", "linear", "s/epoch"]
-    assert "0.600 ± 0.141" in lines[2] and "3.000 ± 1.414" in lines[2]
-    assert lines[3].split() == ["b", "1", "0.900", "-"]
-
-
 @pytest.mark.parametrize("argv, message", [
     (["pretrain", "--loss", "nope", "--out", "x"], "invalid choice: 'nope'"),
     (["pretrain", "--loss", "infonce"], "the following arguments are required: --out"),
@@ -129,11 +94,22 @@ def test_format_table_mean_and_sample_std():
     (["pretrain", "--target", "domain", "--out", "{tmp}/a"], "needs a dataset with domain labels"),
     (["pretrain", "--loss", "byol", "--eps", "0.2", "--out", "{tmp}/a"], "do not apply to byol"),
     (["compare", "--losses", "infonce,ntxent", "--out", "{tmp}/c"], "unknown name(s) ['ntxent']"),
-    (["compare", "--seeds", "two", "--out", "{tmp}/c"], "--seeds must be a count N or a comma-separated list"),
-    (["compare", "--seeds", "0", "--out", "{tmp}/c"], "at least one distinct non-negative seed"),
+    (["compare", "--seeds", "two", "--out", "{tmp}/c"], "argument --seeds: expected a count N (seeds 0..N-1)"),
+    (["compare", "--seeds", "0", "--out", "{tmp}/c"], "expected at least one seed, all distinct and >= 0"),
+    (["robustness", "--seeds", "1,1", "--out", "{tmp}/c"], "expected at least one seed, all distinct and >= 0"),
+    (["robustness", "--settings", "clean,noise", "--out", "{tmp}/r"],
+     "argument --settings: unknown name(s) ['noise']; valid: clean, corrupt_0.2"),
     (["pretrain", "--views", "4", "--out", "{tmp}/a"], "argument --views: invalid choice: '4'"),
     ([], "the following arguments are required"),
     (["domain-sweep", "--alpha-minus-beta", "x", "--out", "{tmp}/s"], "--alpha-minus-beta"),
+    (["domain-sweep", "--alpha-minus-beta", "-0.5,a"], "argument --alpha-minus-beta: expected comma-separated numbers"),
+    (["domain-sweep", "--seeds", "two"], "argument --seeds: expected a count N"),
+    (["domain-sweep", "--dataset", "mnist"], "argument --dataset: invalid choice: 'mnist'"),
+    (["domain-sweep", "--dataset", "digits", "--out", "{tmp}/x"],
+     "'digits' has none (try clutter_digits, digits_domains or domainfolder)"),
+    (["domain-sweep", "--alpha-minus-beta", "0.1,0.1", "--out", "{tmp}/x"], "lists a value twice"),
+    (["domain-sweep", "--image-size", "64", "--out", "{tmp}/y"],
+     "unknown option(s) ['image_size'] for dataset clutter_digits"),
 ])
 def test_usage_errors_exit_with_code_2(argv, message, tmp_path, capsys):
     (tmp_path / "file").write_text("x")
@@ -160,3 +136,36 @@ def test_module_entry_point(tmp_path):
                           capture_output=True, text=True, timeout=120,
                           cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 2 and "invalid choice: 'nope'" in done.stderr
+
+
+# ---- domain-sweep ------------------------------------------------------------------------------------
+
+
+def test_number_lists_may_start_with_a_minus_sign_and_seeds_may_be_a_count():
+    args = build_parser().parse_args(["domain-sweep", "--alpha-minus-beta", "-0.5,-0.2,-0.1,0,0.1,0.2,0.5",
+                                      "--seeds", "3", "--out", "somewhere"])
+    assert args.alpha_minus_beta == [-0.5, -0.2, -0.1, 0.0, 0.1, 0.2, 0.5]
+    assert args.seeds == [0, 1, 2] and args.out == "somewhere" and args.dataset == "clutter_digits"
+    args = build_parser().parse_args(["domain-sweep", "--alpha-minus-beta", "-.5,.5", "--seeds", "4,7"])
+    assert args.alpha_minus_beta == [-0.5, 0.5] and args.seeds == [4, 7]
+    args = build_parser().parse_args(["domain-sweep", "--alpha-minus-beta=-0.2,0.2", "--base", "-0"])
+    assert args.alpha_minus_beta == [-0.2, 0.2]
+    defaults = build_parser().parse_args(["domain-sweep"])
+    assert defaults.alpha_minus_beta == list(DEFAULT_ALPHA_MINUS_BETA) and defaults.seeds == [0]
+    assert defaults.epochs == SWEEP_DEFAULTS["epochs"]
+
+
+def test_domain_sweep_runs_a_tiny_sweep(disk, tmp_path, capsys):
+    tree = tmp_path / "data"
+    disk.write_domainfolder(tree, domains=("cartoon", "photo"), classes=("dog", "horse"), counts=(6, 6))
+    out = tmp_path / "cli"
+    assert main(["domain-sweep", "--dataset", "domainfolder", "--root", str(tree), "--alpha-minus-beta", "-0.2,0.2",
+                 "--seeds", "1", "--epochs", "1", "--batch-size", "6", "--workers", "0", "--image-size", "8",
+                 "--no-progress", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Spearman(alpha-beta, domain accuracy)" in printed
+    assert f"wrote {out / 'sweep.json'}, {out / 'sweep.txt'} and {out / 'sweep.png'}" in printed
+    saved = json.loads((out / "sweep.json").read_text())
+    assert saved["dataset"] == "domainfolder" and saved["config"]["batch_size"] == 6
+    assert saved["config"]["dataset_options"] == {"image_size": 8}
+    assert [(r["alpha"], r["beta"]) for r in saved["summary"]] == [(0.0, 0.2), (0.2, 0.0)]

@@ -5,7 +5,8 @@ batched implementation can share the exact constants; :func:`make_view_transform
 ``torchvision.transforms.v2`` pipeline mapping a uint8 image (C, H, W) to a normalised float32 view
 (C, image_size, image_size). Order: random resized crop → horizontal flip → colour jitter (p 0.8) →
 grayscale (p 0.2) → optional Gaussian blur (p 0.5) → to [0, 1] → brightness shift (``brightness``) →
-normalise → random erasing with value 0 (``large_erase``).
+normalise → random erasing with value 0 (``large_erase``). torchvision is imported when a pipeline is built,
+so that the recipes (which the batched pipeline and the config checks use) load without it.
 """
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 import torch
-from torchvision.transforms import v2
 
 from ..validation import check_bool, check_choice, check_int, check_real
 
@@ -43,8 +43,39 @@ MAX_STRENGTH = 2.5  # hue jitter 0.2·strength must stay <= 0.5
 
 @dataclass(frozen=True)
 class ViewRecipe:
-    """All constants of one view preset. A probability of 0 means the step is absent;
-    ``crop_scale=None`` means no random crop (the deterministic ``none`` view)."""
+    """All constants of one view preset (:func:`recipe`), shared by the per-image and the batched pipeline.
+
+    A probability of 0 means the step is absent.
+
+    Parameters
+    ----------
+    name : str
+        The preset (:data:`AUGMENTATIONS`).
+    crop_scale : tuple of float or None
+        Area range of the random resized crop; ``None``: no random crop (the deterministic ``none`` view).
+    crop_ratio : tuple of float
+        Aspect-ratio range of the crop.
+    flip_p : float
+        Probability of a horizontal flip.
+    jitter : tuple of float
+        Brightness, contrast, saturation and hue jitter of ``ColorJitter``.
+    jitter_p : float
+        Probability of the colour jitter.
+    grayscale_p : float
+        Probability of converting to grayscale.
+    blur_p : float
+        Probability of the Gaussian blur.
+    blur_sigma : tuple of float
+        Range of the blur's σ.
+    brightness_severity : int or None
+        CIFAR-10-C brightness severity (:func:`brightness_shift`), or ``None``.
+    erase_p : float
+        Probability of random erasing.
+    erase_scale, erase_ratio : tuple of float
+        Area and aspect-ratio ranges of the erased box.
+    erase_value : float
+        Value of the erased pixels (after normalisation).
+    """
 
     name: str
     crop_scale: Optional[tuple[float, float]]
@@ -63,9 +94,32 @@ class ViewRecipe:
 
 
 def recipe(name: str, strength: float = 0.5, blur: bool = False) -> ViewRecipe:
-    """The constants of preset ``name`` (one of ``AUGMENTATIONS``) with colour-jitter strength s:
-    ColorJitter(0.8s, 0.8s, 0.8s, 0.2s) applied with probability 0.8. ``none`` (no randomness)
-    ignores ``strength`` and ``blur`` once they are validated."""
+    """The constants of a view preset; its jitter is ``ColorJitter(0.8s, 0.8s, 0.8s, 0.2s)`` with probability 0.8.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`AUGMENTATIONS`; ``none`` (no randomness) ignores ``strength`` and ``blur`` once they are
+        validated.
+    strength : float, default 0.5
+        The jitter strength s, in [0, 2.5].
+    blur : bool, default False
+        Add the Gaussian blur (probability 0.5).
+
+    Returns
+    -------
+    ViewRecipe
+
+    Raises
+    ------
+    TypeError, ValueError
+        For an unknown preset or an out-of-range argument.
+
+    Examples
+    --------
+    >>> recipe("simclr", strength=0.5).jitter
+    (0.4, 0.4, 0.4, 0.1)
+    """
     check_choice("augmentation", name, AUGMENTATIONS)
     check_real("strength", strength, lambda v: 0 <= v <= MAX_STRENGTH, f"a number in [0, {MAX_STRENGTH}]")
     check_bool("blur", blur)
@@ -85,8 +139,22 @@ def recipe(name: str, strength: float = 0.5, blur: bool = False) -> ViewRecipe:
 
 
 def blur_kernel_size(image_size: int) -> int:
-    """Odd Gaussian-blur kernel ≈ image_size/10: 2·⌊image_size/20⌋ + 1, at least 3 (32 → 3, 96 → 9,
-    224 → 23)."""
+    """The odd Gaussian-blur kernel size ≈ image_size/10: ``2·⌊image_size/20⌋ + 1``, at least 3.
+
+    Parameters
+    ----------
+    image_size : int
+        Side of the views.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> [blur_kernel_size(n) for n in (32, 96, 224)]
+    [3, 9, 23]
+    """
     return max(3, 2 * (image_size // 20) + 1)
 
 
@@ -97,6 +165,25 @@ def brightness_shift(images: torch.Tensor, severity: int) -> torch.Tensor:
     With H and S fixed every channel is proportional to V = max(R, G, B), so the result is
     V' · (rgb/V) (never above 1: rgb/V <= 1 in floating point), and (V', V', V') where V = 0
     (black has S = 0). One channel: clip(x + c, 0, 1).
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        Floating-point images (..., C, H, W) with values in [0, 1], C ∈ {1, 3}.
+    severity : int
+        1 to 5.
+
+    Returns
+    -------
+    torch.Tensor
+        The brightened images, same shape and dtype.
+
+    Raises
+    ------
+    TypeError
+        When ``images`` is not a floating-point tensor.
+    ValueError
+        For another shape, values outside [0, 1] or a severity outside 1..5.
     """
     check_int("severity", severity, 1, len(BRIGHTNESS_SHIFTS))
     if not isinstance(images, torch.Tensor) or not images.is_floating_point():
@@ -118,13 +205,34 @@ def brightness_shift(images: torch.Tensor, severity: int) -> torch.Tensor:
 
 
 class BrightnessShift:
-    """Transform applying :func:`brightness_shift` with a fixed severity to one float image in [0, 1]."""
+    """Transform applying :func:`brightness_shift` with a fixed severity to one float image in [0, 1].
+
+    Parameters
+    ----------
+    severity : int
+        1 to 5.
+
+    Raises
+    ------
+    ValueError
+        For a severity outside 1..5.
+    """
 
     def __init__(self, severity: int) -> None:
         check_int("severity", severity, 1, len(BRIGHTNESS_SHIFTS))
         self.severity = severity
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        """:func:`brightness_shift` of ``image`` (C, H, W) in [0, 1].
+
+        Parameters
+        ----------
+        image : torch.Tensor
+
+        Returns
+        -------
+        torch.Tensor
+        """
         return brightness_shift(image, self.severity)
 
     def __repr__(self) -> str:
@@ -141,18 +249,68 @@ def _check_stats(mean: Sequence[float], std: Sequence[float]) -> tuple[list[floa
 
 
 def eval_transform(mean: Sequence[float], std: Sequence[float]) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Deterministic view: uint8 (C, H, W) → float32 (x/255 − mean)/std."""
+    """The deterministic view: uint8 image (C, H, W) → float32 ``(x/255 − mean)/std``.
+
+    Parameters
+    ----------
+    mean, std : sequence of float
+        Per-channel statistics on the [0, 1] scale; ``std`` > 0.
+
+    Returns
+    -------
+    callable
+        The ``torchvision.transforms.v2`` pipeline.
+
+    Raises
+    ------
+    ValueError
+        When ``mean`` and ``std`` differ in length, are empty, or ``std`` is not positive.
+    """
+    from torchvision.transforms import v2
+
     mean, std = _check_stats(mean, std)
     return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
 
 
 def make_view_transform(name: str, image_size: int, mean: Sequence[float], std: Sequence[float], *,
-                        strength: float = 0.5, blur: bool = False) -> v2.Compose:
-    """Random view of preset ``name``: uint8 (C, H, W) → normalised float32 (C, image_size, image_size).
+                        strength: float = 0.5, blur: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The random view of preset ``name``: uint8 image (C, H, W) → normalised float32 (C, image_size, image_size).
 
-    ``none`` resizes (shorter side, then centre crop; the identity when the input is already
-    image_size square) and normalises, i.e. :func:`eval_transform` on a correctly sized input.
+    The steps are those of the module docstring, with the constants of :func:`recipe`. ``none`` resizes
+    (shorter side, then centre crop; the identity when the input is already image_size square) and
+    normalises, i.e. :func:`eval_transform` on a correctly sized input.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`AUGMENTATIONS`.
+    image_size : int
+        Side of the views, >= 1.
+    mean, std : sequence of float
+        Per-channel statistics on the [0, 1] scale; ``std`` > 0.
+    strength : float, default 0.5
+        Colour-jitter strength s.
+    blur : bool, default False
+        Add the Gaussian blur.
+
+    Returns
+    -------
+    callable
+        The ``torchvision.transforms.v2`` pipeline (a ``Compose``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For an unknown preset or out-of-range arguments.
+
+    Examples
+    --------
+    >>> view = make_view_transform("simclr", 16, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    >>> tuple(view(torch.zeros(3, 20, 20, dtype=torch.uint8)).shape)
+    (3, 16, 16)
     """
+    from torchvision.transforms import v2
+
     spec = recipe(name, strength, blur)
     check_int("image_size", image_size, 1)
     mean, std = _check_stats(mean, std)

@@ -55,8 +55,15 @@ DeviceLike = Union[torch.device, str, None]
 
 @dataclass(frozen=True)
 class Boxes:
-    """One axis-aligned box per sample (int64 tensors (n,)): rows top..top+height−1, columns
-    left..left+width−1. A box of zero height or width selects nothing."""
+    """One axis-aligned box per sample: rows top..top+height−1, columns left..left+width−1.
+
+    A box of zero height or width selects nothing.
+
+    Parameters
+    ----------
+    top, left, height, width : torch.Tensor
+        int64 tensors (n,).
+    """
 
     top: Tensor
     left: Tensor
@@ -64,15 +71,36 @@ class Boxes:
     width: Tensor
 
     def to(self, device: DeviceLike) -> "Boxes":
+        """The boxes on ``device``.
+
+        Parameters
+        ----------
+        device : str or torch.device
+
+        Returns
+        -------
+        Boxes
+        """
         return Boxes(*(t.to(device) for t in dataclasses.astuple(self)))
 
 
 @dataclass(frozen=True)
 class JitterParams:
-    """Per-sample colour-jitter draws: ``applied`` (bool), ``order`` (int64 (n, 4), a permutation of
-    the op ids BRIGHTNESS, CONTRAST, SATURATION, HUE), factors ``brightness``, ``contrast``,
-    ``saturation`` and shift ``hue`` (float32). ``active`` lists the ops with non-zero strength (the
-    others are skipped, as ColorJitter skips a range of zero width)."""
+    """Per-sample colour-jitter draws (:func:`sample_jitter_params`).
+
+    Parameters
+    ----------
+    applied : torch.Tensor
+        bool (n,): whether the jitter applies to the sample.
+    order : torch.Tensor
+        int64 (n, 4): each row a permutation of the op ids BRIGHTNESS, CONTRAST, SATURATION, HUE.
+    brightness, contrast, saturation : torch.Tensor
+        float32 (n,) factors.
+    hue : torch.Tensor
+        float32 (n,) hue shifts.
+    active : tuple of int
+        The ops with non-zero strength (the others are skipped, as ColorJitter skips a range of zero width).
+    """
 
     applied: Tensor
     order: Tensor
@@ -83,13 +111,41 @@ class JitterParams:
     active: tuple[int, ...]
 
     def to(self, device: DeviceLike) -> "JitterParams":
+        """The draws on ``device``.
+
+        Parameters
+        ----------
+        device : str or torch.device
+
+        Returns
+        -------
+        JitterParams
+        """
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         return JitterParams(**{k: v.to(device) if isinstance(v, Tensor) else v for k, v in fields.items()})
 
 
 @dataclass(frozen=True)
 class ViewParams:
-    """Every random draw of one view for n samples. ``erase`` boxes of zero size erase nothing."""
+    """Every random draw of one view for n samples (:meth:`BatchAugment.sample_params`).
+
+    Parameters
+    ----------
+    crop : Boxes
+        The crop of each sample.
+    flip : torch.Tensor
+        bool (n,): mirror the sample.
+    jitter : JitterParams
+        The colour jitter.
+    grayscale : torch.Tensor
+        bool (n,): convert to grayscale.
+    blur : torch.Tensor
+        bool (n,): blur the sample.
+    sigma : torch.Tensor
+        float (n,): σ of the blur.
+    erase : Boxes
+        The erased box of each sample; boxes of zero size erase nothing.
+    """
 
     crop: Boxes
     flip: Tensor
@@ -100,6 +156,16 @@ class ViewParams:
     erase: Boxes
 
     def to(self, device: DeviceLike) -> "ViewParams":
+        """The draws on ``device``.
+
+        Parameters
+        ----------
+        device : str or torch.device
+
+        Returns
+        -------
+        ViewParams
+        """
         return ViewParams(self.crop.to(device), self.flip.to(device), self.jitter.to(device),
                           self.grayscale.to(device), self.blur.to(device), self.sigma.to(device),
                           self.erase.to(device))
@@ -164,7 +230,30 @@ def sample_crop_boxes(n: int, height: int, width: int, scale: Sequence[float],
     Per attempt: a = H·W·U(scale), r = exp(U(log ratio)), w = round(√(a·r)), h = round(√(a/r));
     the first of 10 attempts with 0 < w ≤ W and 0 < h ≤ H wins, with top ~ U{0..H−h} and
     left ~ U{0..W−w}; without one, the central crop of the whole image clipped to the ratio range.
-    Tensors live on ``generator.device`` if a generator is given, else on ``device`` (default CPU).
+
+    Parameters
+    ----------
+    n : int
+        Number of boxes, >= 0.
+    height, width : int
+        Image size H × W.
+    scale : (float, float)
+        Range of the area fraction, ``0 <= low <= high``.
+    ratio : (float, float)
+        Range of the aspect ratio w/h, ``0 < low <= high``.
+    generator : torch.Generator, optional
+        Source of the random numbers; the draws live on its device.
+    device : str or torch.device, optional
+        Device of the draws without a generator (default CPU).
+
+    Returns
+    -------
+    Boxes
+
+    Raises
+    ------
+    TypeError, ValueError
+        For sizes that are not ints >= 1 or invalid ranges.
     """
     check_int("n", n, 0)
     check_int("height", height, 1)
@@ -199,6 +288,32 @@ def sample_erase_boxes(n: int, height: int, width: int, scale: Sequence[float],
     With probability p: per attempt a = H·W·U(scale), r = exp(U(log ratio)), h = round(√(a·r)),
     w = round(√(a/r)); the first of 10 attempts with h < H and w < W wins, with top ~ U{0..H−h},
     left ~ U{0..W−w}. No winner (or not applied): an empty box (nothing erased).
+
+    Parameters
+    ----------
+    n : int
+        Number of boxes, >= 0.
+    height, width : int
+        Image size H × W.
+    scale : (float, float)
+        Range of the erased area fraction.
+    ratio : (float, float)
+        Range of the aspect ratio, ``0 < low <= high``.
+    p : float, default 1.0
+        Probability that a sample is erased.
+    generator : torch.Generator, optional
+        Source of the random numbers; the draws live on its device.
+    device : str or torch.device, optional
+        Device of the draws without a generator (default CPU).
+
+    Returns
+    -------
+    Boxes
+
+    Raises
+    ------
+    TypeError, ValueError
+        For sizes that are not ints >= 1, invalid ranges or ``p`` outside [0, 1].
     """
     check_int("n", n, 0)
     check_int("height", height, 1)
@@ -226,9 +341,33 @@ def _jitter_range(name: str, strength: float, centre: float) -> tuple[float, flo
 def sample_jitter_params(n: int, jitter: Sequence[float], p: float, *,
                          generator: Optional[torch.Generator] = None,
                          device: DeviceLike = None) -> JitterParams:
-    """Draws of RandomApply([ColorJitter(b, c, s, h)], p), n at once: applied ~ Bernoulli(p), a
-    uniformly random op order (argsort of 4 uniforms), brightness/contrast/saturation factors
-    ~ U[max(0, 1 − j), 1 + j], hue shift ~ U[−h, h] (h ≤ 0.5)."""
+    """Draws of ``RandomApply([ColorJitter(b, c, s, h)], p)``, n at once.
+
+    applied ~ Bernoulli(p), a uniformly random op order (argsort of 4 uniforms), brightness, contrast
+    and saturation factors ~ U[max(0, 1 − j), 1 + j], hue shift ~ U[−h, h].
+
+    Parameters
+    ----------
+    n : int
+        Number of samples, >= 0.
+    jitter : (float, float, float, float)
+        The strengths (b, c, s, h), each >= 0, h <= 0.5.
+    p : float
+        Probability that the jitter applies, in [0, 1].
+    generator : torch.Generator, optional
+        Source of the random numbers; the draws live on its device.
+    device : str or torch.device, optional
+        Device of the draws without a generator (default CPU).
+
+    Returns
+    -------
+    JitterParams
+
+    Raises
+    ------
+    ValueError
+        When ``jitter`` does not have four entries, a strength is negative, h > 0.5 or p is outside [0, 1].
+    """
     check_int("n", n, 0)
     if len(jitter) != 4:
         raise ValueError(f"jitter must be (brightness, contrast, saturation, hue), got {tuple(jitter)!r}")
@@ -255,7 +394,22 @@ def resize_weights(start: Tensor, length: Tensor, in_size: int, out_size: int) -
     out_size samples with PyTorch's antialiased bilinear filter (align_corners=False):
     scale σ = length/out, support s = max(σ, 1), centre c_o = σ·(o + ½),
     w_{o,j} ∝ max(0, 1 − |j − start + ½ − c_o| / s) for start ≤ j < start+length, rows
-    normalised."""
+    normalised.
+
+    Parameters
+    ----------
+    start, length : torch.Tensor
+        int64 (n,): the segment of each sample (length >= 1).
+    in_size : int
+        Length of the axis.
+    out_size : int
+        Samples of the resized segment.
+
+    Returns
+    -------
+    torch.Tensor
+        float32 (n, out_size, in_size), each row summing to 1.
+    """
     dtype = torch.float32
     scale = length.to(dtype)[:, None, None] / out_size
     support = scale.clamp_min(1.0)
@@ -281,7 +435,24 @@ def resized_crop(images: Tensor, boxes: Boxes, size: int, flip: Optional[Tensor]
 
     Images no larger than size × size (every crop is upscaled, the filter is bilinear) go through one
     ``grid_sample`` at the source positions; larger ones through two batched matrix products
-    out_b = A_y,b · x_b · A_x,bᵀ with :func:`resize_weights`."""
+    out_b = A_y,b · x_b · A_x,bᵀ with :func:`resize_weights`.
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        float (n, C, H, W).
+    boxes : Boxes
+        One non-empty box inside the image per sample.
+    size : int
+        Side of the output.
+    flip : torch.Tensor, optional
+        bool (n,): mirror these samples horizontally.
+
+    Returns
+    -------
+    torch.Tensor
+        float (n, C, size, size).
+    """
     n, channels, height, width = images.shape
     if height <= size and width <= size:
         ys = _source_coordinates(boxes.top, boxes.height, size)
@@ -376,17 +547,56 @@ def _update_rows_(x: Tensor, rows: Tensor, kernel: Callable[..., Tensor], *per_s
 
 
 def adjust_brightness(images: Tensor, factor: Tensor) -> Tensor:
-    """clip(f·x, 0, 1) per sample."""
+    """Brightness ``clip(f·x, 0, 1)`` with one factor f per sample.
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        float (n, C, H, W) in [0, 1].
+    factor : torch.Tensor
+        (n,) factors >= 0.
+
+    Returns
+    -------
+    torch.Tensor
+        New images, same shape.
+    """
     return _brightness_(images.clone(), factor)
 
 
 def adjust_contrast(images: Tensor, factor: Tensor) -> Tensor:
-    """Blend with the sample's mean luma: clip(f·x + (1 − f)·mean(L), 0, 1)."""
+    """Contrast: blend with the sample's mean luma, ``clip(f·x + (1 − f)·mean(L), 0, 1)``.
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        float (n, C, H, W) in [0, 1], C ∈ {1, 3}.
+    factor : torch.Tensor
+        (n,) factors >= 0.
+
+    Returns
+    -------
+    torch.Tensor
+        New images, same shape.
+    """
     return _contrast_(images.clone(), factor)
 
 
 def adjust_saturation(images: Tensor, factor: Tensor) -> Tensor:
-    """Blend with the per-pixel luma: clip(f·x + (1 − f)·L, 0, 1); one channel is left unchanged."""
+    """Saturation: blend with the per-pixel luma, ``clip(f·x + (1 − f)·L, 0, 1)``; one channel is left unchanged.
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        float (n, C, H, W) in [0, 1], C ∈ {1, 3}.
+    factor : torch.Tensor
+        (n,) factors >= 0.
+
+    Returns
+    -------
+    torch.Tensor
+        New images, same shape.
+    """
     return _saturation_(images.clone(), factor)
 
 
@@ -398,18 +608,61 @@ def adjust_hue(images: Tensor, shift: Tensor) -> Tensor:
     rotated pixel is channel_c = m + Δ·clip(d(6H + 6·shift − s_c) − 1, 0, 1), s = (0, 2, 4) for
     R, G, B, where d(t) = |||t| − 6| − 3| is the distance of t from 3 + 6ℤ (valid for |t| ≤ 12; here
     |t| < 8): torchvision's HSV hexcone map.
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        float (n, C, H, W) in [0, 1], C ∈ {1, 3}.
+    shift : torch.Tensor
+        (n,) hue shifts in [−0.5, 0.5].
+
+    Returns
+    -------
+    torch.Tensor
+        New images, same shape.
     """
     return _hue_(images.clone(), shift)
 
 
 def rgb_to_grayscale(images: Tensor) -> Tensor:
-    """Luma L = 0.2989 R + 0.587 G + 0.114 B, shape (n, 1, H, W); one-channel input is returned as is."""
+    """Luma ``L = 0.2989 R + 0.587 G + 0.114 B`` (torchvision's weights).
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        float (n, C, H, W), C ∈ {1, 3}.
+
+    Returns
+    -------
+    torch.Tensor
+        (n, 1, H, W); one-channel input is returned as it is.
+    """
     return images if images.shape[1] == 1 else _luma(images)
 
 
 def gaussian_blur(images: Tensor, kernel_size: int, sigma: Tensor) -> Tensor:
     """Separable Gaussian blur with reflect padding, kernel k_t ∝ exp(−t²/(2σ_b²)),
-    t = −(K−1)/2..(K−1)/2, one σ per sample (a depthwise convolution over the batch)."""
+    t = −(K−1)/2..(K−1)/2, one σ per sample (a depthwise convolution over the batch).
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        float (n, C, H, W).
+    kernel_size : int
+        K, an odd int >= 1 smaller than the image sides (reflect padding).
+    sigma : torch.Tensor
+        (n,) σ > 0.
+
+    Returns
+    -------
+    torch.Tensor
+        New images, same shape.
+
+    Raises
+    ------
+    TypeError, ValueError
+        When ``kernel_size`` is not an odd int >= 1.
+    """
     if check_int("kernel_size", kernel_size, 1) % 2 == 0:
         fail("kernel_size", kernel_size, "an odd int >= 1")
     n, channels, height, width = images.shape
@@ -425,7 +678,22 @@ def gaussian_blur(images: Tensor, kernel_size: int, sigma: Tensor) -> Tensor:
 
 
 def erase(images: Tensor, boxes: Boxes, value: float = 0.0) -> Tensor:
-    """Set the pixels of box b of sample b (all channels) to ``value``."""
+    """Set the pixels of box b of sample b (all channels) to ``value``.
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        float (n, C, H, W).
+    boxes : Boxes
+        One box per sample (empty boxes erase nothing).
+    value : float, default 0.0
+        The erased pixels' value.
+
+    Returns
+    -------
+    torch.Tensor
+        New images, same shape.
+    """
     height, width = images.shape[-2:]
     ys = torch.arange(height, device=images.device)[None, :]
     xs = torch.arange(width, device=images.device)[None, :]
@@ -450,8 +718,20 @@ def _color_jitter_(x: Tensor, params: JitterParams, gather: Optional[bool] = Non
 
 
 def color_jitter(images: Tensor, params: JitterParams) -> Tensor:
-    """Per-sample ColorJitter: for the samples with ``applied``, the active ops in the sample's own
-    ``order`` (op ids BRIGHTNESS, CONTRAST, SATURATION, HUE)."""
+    """Per-sample ColorJitter: for the samples with ``applied``, the active ops in the sample's own ``order``.
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        float (n, C, H, W) in [0, 1].
+    params : JitterParams
+        The draws (:func:`sample_jitter_params`).
+
+    Returns
+    -------
+    torch.Tensor
+        New images, same shape.
+    """
     return _color_jitter_(images.clone(), params)
 
 
@@ -470,11 +750,38 @@ def _check_images(images: Tensor, channels: int) -> None:
 
 
 class BatchAugment(nn.Module):
-    """Batched random view of preset ``name`` (one of ``gcalib.pretrain.augment.AUGMENTATIONS``): uint8 (B, C, H, W) on any
-    device → normalised float32 (B, C, image_size, image_size) on the same device, parameters drawn
-    per sample as in ``gcalib.pretrain.augment.make_view_transform(name, image_size, mean, std,
-    strength=strength, blur=blur)``. Random numbers come from ``generator`` (parameters are drawn on
-    its device) or from the global RNG of the batch's device."""
+    """Batched random view of a preset: uint8 (B, C, H, W) → normalised float32 (B, C, image_size, image_size).
+
+    The parameters are drawn per sample with the distributions of
+    ``gcalib.pretrain.augment.make_view_transform(name, image_size, mean, std, strength=strength, blur=blur)``,
+    and the whole batch is transformed at once on its device. Random numbers come from ``generator``
+    (parameters are drawn on its device) or from the global RNG of the batch's device.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`gcalib.pretrain.augment.AUGMENTATIONS`.
+    image_size : int
+        Side of the views, >= 1.
+    mean, std : sequence of float
+        Per-channel statistics (1 or 3 channels) on the [0, 1] scale; ``std`` > 0.
+    strength : float, default 0.5
+        Colour-jitter strength s.
+    blur : bool, default False
+        Add the Gaussian blur.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For an unknown preset or out-of-range arguments.
+
+    Examples
+    --------
+    >>> augment = BatchAugment("simclr", 16, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    >>> images = torch.zeros(4, 3, 20, 20, dtype=torch.uint8)
+    >>> tuple(augment.multi_view(images, 2, torch.Generator().manual_seed(0)).shape)
+    (8, 3, 16, 16)
+    """
 
     def __init__(self, name: str, image_size: int, mean: Sequence[float], std: Sequence[float], *,
                  strength: float = 0.5, blur: bool = False) -> None:
@@ -484,7 +791,28 @@ class BatchAugment(nn.Module):
     @classmethod
     def from_recipe(cls, view: ViewRecipe, image_size: int, mean: Sequence[float],
                     std: Sequence[float]) -> "BatchAugment":
-        """A BatchAugment for an explicit (possibly modified) :class:`gcalib.pretrain.augment.ViewRecipe`."""
+        """A BatchAugment for an explicit (possibly modified) view recipe.
+
+        Parameters
+        ----------
+        view : gcalib.pretrain.augment.ViewRecipe
+            The constants of the view.
+        image_size : int
+            Side of the views.
+        mean, std : sequence of float
+            Per-channel statistics.
+
+        Returns
+        -------
+        BatchAugment
+
+        Raises
+        ------
+        TypeError
+            When ``view`` is not a ViewRecipe.
+        ValueError
+            For out-of-range arguments.
+        """
         if not isinstance(view, ViewRecipe):
             raise TypeError(f"view must be a gcalib.pretrain.augment.ViewRecipe, got {type(view).__name__}")
         module = cls.__new__(cls)
@@ -506,12 +834,38 @@ class BatchAugment(nn.Module):
         self.register_buffer("std", torch.tensor(std).view(-1, 1, 1), persistent=False)
 
     def extra_repr(self) -> str:
+        """The recipe and the image size, for ``repr``.
+
+        Returns
+        -------
+        str
+        """
         return f"recipe={self.recipe}, image_size={self.image_size}"
 
     def sample_params(self, n: int, height: int, width: int, *,
                       generator: Optional[torch.Generator] = None, device: DeviceLike = None) -> ViewParams:
-        """All random draws for n samples of an H × W batch, in a fixed order (so a seeded generator
-        reproduces them), on the generator's device, else ``device``."""
+        """All random draws for n samples of an H × W batch, in a fixed order (a seeded generator reproduces them).
+
+        Parameters
+        ----------
+        n : int
+            Number of samples.
+        height, width : int
+            Size of the input images.
+        generator : torch.Generator, optional
+            Source of the random numbers; the draws live on its device.
+        device : str or torch.device, optional
+            Device of the draws without a generator (default CPU).
+
+        Returns
+        -------
+        ViewParams
+
+        Raises
+        ------
+        ValueError
+            For the deterministic ``none`` view, which has no random parameters.
+        """
         view = self.recipe
         if view.crop_scale is None:
             raise ValueError(f"view {view.name!r} has no random parameters")
@@ -528,7 +882,27 @@ class BatchAugment(nn.Module):
         return ViewParams(crop, flip, jitter, grayscale, blur, sigma, erase_boxes)
 
     def apply(self, images: Tensor, params: ViewParams) -> Tensor:
-        """The view of each sample under the given draws (deterministic)."""
+        """The view of each sample under the given draws (deterministic).
+
+        Parameters
+        ----------
+        images : torch.Tensor
+            uint8 (n, C, H, W).
+        params : ViewParams
+            Draws for n samples (:meth:`sample_params`).
+
+        Returns
+        -------
+        torch.Tensor
+            float32 (n, C, image_size, image_size).
+
+        Raises
+        ------
+        TypeError
+            When ``images`` is not a uint8 tensor.
+        ValueError
+            When its shape or the number of draws does not fit.
+        """
         _check_images(images, self.mean.shape[0])
         view = self.recipe
         if params.flip.shape != (images.shape[0],):
@@ -572,7 +946,20 @@ class BatchAugment(nn.Module):
         return self._finish(x, None)
 
     def forward(self, images: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
-        """One random view per sample: uint8 (B, C, H, W) → float32 (B, C, S, S)."""
+        """One random view per sample.
+
+        Parameters
+        ----------
+        images : torch.Tensor
+            uint8 (B, C, H, W).
+        generator : torch.Generator, optional
+            Source of the random numbers (default: the global RNG of the images' device).
+
+        Returns
+        -------
+        torch.Tensor
+            float32 (B, C, image_size, image_size) on the images' device.
+        """
         _check_images(images, self.mean.shape[0])
         if self.recipe.crop_scale is None:
             return self._deterministic(images)
@@ -582,8 +969,22 @@ class BatchAugment(nn.Module):
 
     def multi_view(self, images: Tensor, n_views: int = 2,
                    generator: Optional[torch.Generator] = None) -> Tensor:
-        """n_views independent views per sample in the blocked layout: (n_views·B, C, S, S), row r is
-        view r // B of sample r mod B."""
+        """``n_views`` independent views per sample, in the blocked layout.
+
+        Parameters
+        ----------
+        images : torch.Tensor
+            uint8 (B, C, H, W).
+        n_views : int, default 2
+            Views per sample, >= 1.
+        generator : torch.Generator, optional
+            Source of the random numbers.
+
+        Returns
+        -------
+        torch.Tensor
+            float32 (n_views·B, C, image_size, image_size); row r is view r // B of sample r mod B.
+        """
         check_int("n_views", n_views, 1)
         _check_images(images, self.mean.shape[0])
         return self(images.repeat(n_views, 1, 1, 1), generator)

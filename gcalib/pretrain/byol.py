@@ -13,19 +13,44 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Iterator, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import Projector
 from ..validation import check_int
+from .models import Projector
 
 __all__ = ["BYOL", "byol_loss", "target_momentum"]
 
 
 def byol_loss(predictions: list[torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
-    """``mean_{i≠j} mean_b (2 − 2 cos(p_i, t_j))`` in fp32 for lists of V (B, D) tensors."""
+    """BYOL's loss ``mean_{i≠j} mean_b (2 − 2 cos(p_i, t_j))`` over ordered pairs of different views, in fp32.
+
+    Parameters
+    ----------
+    predictions : list of torch.Tensor
+        The online predictions p_1 … p_V of the V views, each (B, D).
+    targets : list of torch.Tensor
+        The target projections t_1 … t_V, each (B, D).
+
+    Returns
+    -------
+    torch.Tensor
+        The loss, a 0-d fp32 tensor in [0, 4].
+
+    Raises
+    ------
+    ValueError
+        When the two lists differ in length or hold fewer than two views.
+
+    Examples
+    --------
+    >>> a = torch.tensor([[1.0, 0.0]])
+    >>> float(byol_loss([a, a], [a, -a]))
+    2.0
+    """
     if len(predictions) != len(targets) or len(predictions) < 2:
         raise ValueError(f"need the same number (>= 2) of prediction and target views, "
                          f"got {len(predictions)} and {len(targets)}")
@@ -37,7 +62,32 @@ def byol_loss(predictions: list[torch.Tensor], targets: list[torch.Tensor]) -> t
 
 
 def target_momentum(base: float, step: int, total_steps: int) -> float:
-    """BYOL's cosine EMA schedule ``1 − (1 − base)(cos(π·step/total) + 1)/2``."""
+    """BYOL's cosine EMA schedule ``τ = 1 − (1 − base)(cos(π·step/total_steps) + 1)/2``.
+
+    Parameters
+    ----------
+    base : float
+        τ at step 0.
+    step : int
+        Optimizer steps taken; beyond ``total_steps`` τ stays 1.
+    total_steps : int
+        Optimizer steps of the run, >= 1.
+
+    Returns
+    -------
+    float
+        The momentum τ, rising from ``base`` to 1.
+
+    Raises
+    ------
+    ValueError
+        When ``total_steps`` < 1.
+
+    Examples
+    --------
+    >>> target_momentum(0.99, 50, 100)
+    0.995
+    """
     check_int("total_steps", total_steps, 1)
     return 1.0 - (1.0 - base) * (math.cos(math.pi * min(step, total_steps) / total_steps) + 1.0) / 2.0
 
@@ -45,9 +95,28 @@ def target_momentum(base: float, step: int, total_steps: int) -> float:
 class BYOL(nn.Module):
     """Online encoder + projector + predictor, and their EMA target copies.
 
-    ``forward(x)`` takes the V·B images stacked blocked, ``loss(forward(x), n_views)`` scores them;
-    call :meth:`update_target` after each optimizer step.
+    Implements :class:`gcalib.pretrain.trainable.TrainableModel`: ``forward`` takes the V·B images
+    stacked view by view, :meth:`loss` scores its output (BYOL uses no target plan), and
+    :meth:`after_optimizer_step` moves the target network (:meth:`update_target`).
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module
+        The online encoder (copied for the target network).
+    projector : Projector
+        The online projector (copied for the target network).
+    predictor_hidden_dim : int, default 512
+        Hidden width of the predictor ``Projector(out, hidden, out)``.
+    base_momentum : float, default 0.99
+        τ_base of :func:`target_momentum`, in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        When ``base_momentum`` is outside [0, 1].
     """
+
+    uses_target_plan = False
 
     def __init__(self, encoder: nn.Module, projector: Projector, predictor_hidden_dim: int = 512,
                  base_momentum: float = 0.99) -> None:
@@ -63,34 +132,104 @@ class BYOL(nn.Module):
             p.requires_grad_(False)
         self.base_momentum = base_momentum
 
-    def target_parameters(self):
+    def target_parameters(self) -> Iterator[nn.Parameter]:
+        """The target network's parameters (not trained; moved by :meth:`update_target`).
+
+        Returns
+        -------
+        iterator of torch.nn.Parameter
+        """
         yield from self.target_encoder.parameters()
         yield from self.target_projector.parameters()
 
-    def online_parameters(self):
+    def online_parameters(self) -> Iterator[nn.Parameter]:
+        """The parameters the optimizer updates: encoder, projector and predictor.
+
+        Returns
+        -------
+        iterator of torch.nn.Parameter
+        """
         for module in (self.encoder, self.projector, self.predictor):
             yield from module.parameters()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Online predictions and (gradient-free) target projections of the V·B blocked images."""
+        """Online predictions and (gradient-free) target projections of the V·B blocked images.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Images (V·B, C, H, W), view 1 of every sample first.
+
+        Returns
+        -------
+        predictions : torch.Tensor
+            ``predictor(projector(encoder(x)))``, (V·B, D).
+        targets : torch.Tensor
+            ``target_projector(target_encoder(x))`` without gradient, (V·B, D).
+        """
         predictions = self.predictor(self.projector(self.encoder(x)))
         with torch.no_grad():
             targets = self.target_projector(self.target_encoder(x))
         return predictions, targets
 
-    def loss(self, out: tuple[torch.Tensor, torch.Tensor], n_views: int, target: None = None) -> torch.Tensor:
-        """:func:`byol_loss` over the ``n_views`` blocks of ``forward``'s output."""
+    def loss(self, out: tuple[torch.Tensor, torch.Tensor], n_views: int,
+             target: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """:func:`byol_loss` over the ``n_views`` blocks of ``forward``'s output.
+
+        Parameters
+        ----------
+        out : tuple of torch.Tensor
+            ``(predictions, targets)`` of :meth:`forward`.
+        n_views : int
+            Number of views V.
+        target : None
+            BYOL has no target plan; present for :class:`gcalib.pretrain.trainable.TrainableModel`.
+
+        Returns
+        -------
+        torch.Tensor
+            The loss, a 0-d tensor.
+
+        Raises
+        ------
+        ValueError
+            When a target plan is given.
+        """
         if target is not None:
             raise ValueError("BYOL has no target plan: pass target=None (use method='gca' for target plans)")
         return byol_loss(list(out[0].chunk(n_views)), list(out[1].chunk(n_views)))
 
     @torch.no_grad()
-    def loss_terms(self, out: tuple[torch.Tensor, torch.Tensor], n_views: int, target: None = None) -> dict:
+    def loss_terms(self, out: tuple[torch.Tensor, torch.Tensor], n_views: int,
+                   target: Optional[torch.Tensor] = None) -> dict[str, float]:
+        """``{"byol": loss}``: the loss has a single term.
+
+        Parameters are those of :meth:`loss`.
+
+        Returns
+        -------
+        dict of str to float
+        """
         return {"byol": float(self.loss(out, n_views, target))}
 
     @torch.no_grad()
     def update_target(self, step: int, total_steps: int) -> float:
-        """EMA step with the momentum of :func:`target_momentum`; buffers (BN statistics) are copied."""
+        """Move the target network: ``θ_t ← τ θ_t + (1 − τ) θ_o`` with τ of :func:`target_momentum`.
+
+        Buffers (BatchNorm statistics) are copied from the online network.
+
+        Parameters
+        ----------
+        step : int
+            Optimizer steps taken so far.
+        total_steps : int
+            Optimizer steps of the run.
+
+        Returns
+        -------
+        float
+            The momentum τ used.
+        """
         tau = target_momentum(self.base_momentum, step, total_steps)
         for online, tgt in ((self.encoder, self.target_encoder), (self.projector, self.target_projector)):
             for p_o, p_t in zip(online.parameters(), tgt.parameters()):
@@ -98,3 +237,25 @@ class BYOL(nn.Module):
             for b_o, b_t in zip(online.buffers(), tgt.buffers()):
                 b_t.copy_(b_o)
         return tau
+
+    def after_optimizer_step(self, step: int, total_steps: int) -> None:
+        """:meth:`update_target` after every optimizer step.
+
+        Parameters
+        ----------
+        step : int
+            Optimizer steps taken so far.
+        total_steps : int
+            Optimizer steps of the run.
+        """
+        self.update_target(step, total_steps)
+
+    def nonfinite_advice(self) -> list[str]:
+        """No BYOL-specific suggestion for a non-finite loss.
+
+        Returns
+        -------
+        list of str
+            ``[]``.
+        """
+        return []

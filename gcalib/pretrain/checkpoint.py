@@ -15,7 +15,6 @@
 """
 from __future__ import annotations
 
-import os
 import random
 import re
 import warnings
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 
 from ..validation import check_int
+from .run_files import PathLike, atomic_write
 
 __all__ = [
     "CHECKPOINT_KEYS",
@@ -41,19 +41,48 @@ __all__ = [
 
 CHECKPOINT_KEYS = ("epoch", "step", "model", "optimizer", "scheduler", "scaler", "rng", "config", "history")
 _PATTERN = re.compile(r"^checkpoint-(\d{5,})(?:-step(\d{7,}))?\.pt$")
-PathLike = Union[str, os.PathLike]
 
 
 def checkpoint_path(directory: PathLike, epoch: int, step: Optional[int] = None) -> Path:
-    """``directory/checkpoint-{epoch:05d}.pt`` at the end of epoch ``epoch``; with the global ``step`` of a
-    checkpoint in the middle of the next epoch, ``directory/checkpoint-{epoch:05d}-step{step:07d}.pt``."""
+    """The file of the checkpoint after ``epoch`` completed epochs (and ``step`` global steps).
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        The run directory.
+    epoch : int
+        Completed epochs.
+    step : int, optional
+        The global step of a checkpoint in the middle of the next epoch.
+
+    Returns
+    -------
+    pathlib.Path
+        ``directory/checkpoint-{epoch:05d}.pt``, or ``directory/checkpoint-{epoch:05d}-step{step:07d}.pt``
+        with ``step``.
+
+    Examples
+    --------
+    >>> checkpoint_path("run", 3, 170).name
+    'checkpoint-00003-step0000170.pt'
+    """
     suffix = "" if step is None else f"-step{step:07d}"
     return Path(directory) / f"checkpoint-{epoch:05d}{suffix}.pt"
 
 
 def list_checkpoints(directory: PathLike) -> list[Path]:
-    """Checkpoint files of ``directory``, oldest first: by completed epochs, then by global step (an epoch's
-    end first)."""
+    """The checkpoint files of ``directory``, oldest first.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        The run directory (need not exist).
+
+    Returns
+    -------
+    list of pathlib.Path
+        Ordered by completed epochs, then by global step (an epoch's end first); empty when there are none.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         return []
@@ -61,40 +90,47 @@ def list_checkpoints(directory: PathLike) -> list[Path]:
     return [p for _, p in sorted(((int(m.group(1)), int(m.group(2) or -1)), p) for m, p in matches)]
 
 
-def _fsync_directory(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def atomic_save(obj: Any, path: PathLike) -> Path:
-    """``torch.save(obj)`` to ``path`` through a temporary file in the same directory + ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_directory(path.parent)
-    return path
+    """``torch.save(obj)`` to ``path`` atomically (:func:`gcalib.pretrain.run_files.atomic_write`).
+
+    Parameters
+    ----------
+    obj : Any
+        What to save (a state dict, a checkpoint).
+    path : str or os.PathLike
+        The file to create or replace.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    return atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def save_checkpoint(state: Mapping[str, Any], directory: PathLike, keep: int = 2) -> Path:
-    """Write ``state`` (a dict with :data:`CHECKPOINT_KEYS`) atomically as the checkpoint of
-    ``state["epoch"]`` completed epochs, or, when its optional ``state["step_in_epoch"]`` is > 0, of global
-    step ``state["step"]`` in the next epoch; then delete all but the newest ``keep`` checkpoint files."""
+    """Write a checkpoint atomically, then delete all but the newest ``keep`` checkpoint files.
+
+    Parameters
+    ----------
+    state : dict
+        Holds :data:`CHECKPOINT_KEYS`; it is the checkpoint of ``state["epoch"]`` completed epochs, or, when
+        its optional ``state["step_in_epoch"]`` is > 0, of global step ``state["step"]`` in the next epoch.
+    directory : str or os.PathLike
+        The run directory; created when missing.
+    keep : int, default 2
+        Checkpoint files to keep, >= 1.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written (:func:`checkpoint_path`).
+
+    Raises
+    ------
+    ValueError
+        When ``state`` lacks checkpoint keys or ``keep`` < 1.
+    """
     missing = [k for k in CHECKPOINT_KEYS if k not in state]
     if missing:
         raise ValueError(f"state is missing checkpoint keys {missing}; expected all of {CHECKPOINT_KEYS}")
@@ -109,11 +145,27 @@ def save_checkpoint(state: Mapping[str, Any], directory: PathLike, keep: int = 2
 
 
 def load_latest(directory: PathLike, map_location: Union[str, torch.device] = "cpu") -> Optional[tuple[dict, Path]]:
-    """The newest readable checkpoint of ``directory`` as ``(state, path)``, or ``None`` if there is none.
+    """The newest readable checkpoint of ``directory``.
 
     An unreadable or incomplete file is reported with a ``RuntimeWarning`` and skipped in favour of the
-    previous one. Raises ``RuntimeError`` when checkpoint files exist but none can be read, so that a
-    run never silently restarts over them.
+    previous one.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        The run directory.
+    map_location : str or torch.device, default "cpu"
+        Where the tensors are loaded (``torch.load``'s ``map_location``).
+
+    Returns
+    -------
+    tuple of (dict, pathlib.Path) or None
+        ``(state, path)``, or ``None`` when there is no checkpoint file.
+
+    Raises
+    ------
+    RuntimeError
+        When checkpoint files exist but none can be read, so that a run never silently restarts over them.
     """
     paths = list_checkpoints(directory)
     for path in reversed(paths):
@@ -134,7 +186,13 @@ def load_latest(directory: PathLike, map_location: Union[str, torch.device] = "c
 
 
 def rng_state() -> dict:
-    """States of the python, numpy, torch CPU and (when available) CUDA generators."""
+    """The states of the python, numpy, torch CPU and (when available) CUDA generators.
+
+    Returns
+    -------
+    dict
+        ``{"python", "numpy", "torch", "cuda"}``, loadable with ``torch.load(weights_only=True)`` once saved.
+    """
     algorithm, keys, pos, has_gauss, cached = np.random.get_state()
     return {
         "python": random.getstate(),
@@ -146,7 +204,13 @@ def rng_state() -> dict:
 
 
 def set_rng_state(state: Mapping[str, Any]) -> None:
-    """Restore the generators captured by :func:`rng_state`."""
+    """Restore the generators captured by :func:`rng_state`.
+
+    Parameters
+    ----------
+    state : dict
+        A result of :func:`rng_state` (also after a save and load).
+    """
     random.setstate(_as_tuple(state["python"]))
     np_state = state["numpy"]
     np.random.set_state((np_state["algorithm"], np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
@@ -161,7 +225,26 @@ def _as_tuple(value):
 
 
 def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any], ignore: tuple[str, ...] = ()) -> list[str]:
-    """Fields whose values differ between two config dicts, as ``"name: saved → current"`` strings."""
+    """The fields whose values differ between two config dicts.
+
+    Parameters
+    ----------
+    saved, current : dict
+        Configs as dicts (:meth:`gcalib.pretrain.config.PretrainConfig.to_dict`); a field missing from one
+        counts as ``"<absent>"``.
+    ignore : tuple of str, default ()
+        Fields not compared.
+
+    Returns
+    -------
+    list of str
+        ``"name: saved -> current"`` (values as repr), sorted by name.
+
+    Examples
+    --------
+    >>> config_differences({"lr": 0.1, "seed": 0}, {"lr": 0.2, "seed": 0})
+    ['lr: 0.1 -> 0.2']
+    """
     out = []
     for key in sorted(set(saved) | set(current)):
         if key in ignore:

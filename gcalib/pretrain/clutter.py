@@ -31,10 +31,9 @@ twice: the first is its test image, the pair measures alignment under rendered v
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
-import os
 import pickle
-import tempfile
 import warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -42,6 +41,9 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+
+from .run_files import atomic_write
+from .splits import stratified_split
 
 __all__ = ["CLUTTER_DOMAINS", "BACKGROUNDS", "SCENE_SIZE", "MIN_CONTRAST", "GENERATOR_VERSION", "SceneDesign",
            "SCENE_DESIGN", "ClutterArrays", "render_scenes", "clutter_digits_arrays", "cached_clutter_digits"]
@@ -58,7 +60,22 @@ _CHUNK = 2048
 class SceneDesign:
     """The ranges of the nuisance factors (lengths in pixels of the 32×32 scene, angles in degrees).
 
-    ``background_contrast`` scales every background's deviation from its own mean colour (1: as drawn).
+    Parameters
+    ----------
+    digit_height : (float, float), default (18.0, 26.0)
+        Range of the digit box's height.
+    rotation : float, default 20.0
+        The digit is rotated by an angle in [−rotation, rotation].
+    shear : float, default 0.3
+        The digit is sheared by a factor in [−shear, shear].
+    clutter_max : int, default 2
+        At most this many clutter fragments per scene.
+    clutter_height : (float, float), default (8.0, 14.0)
+        Range of a fragment's height.
+    clutter_opacity : float, default 0.7
+        Opacity of the fragments.
+    background_contrast : float, default 0.6
+        Scales every background's deviation from its own mean colour (1: as drawn).
     """
 
     digit_height: tuple[float, float] = (18.0, 26.0)
@@ -70,9 +87,13 @@ class SceneDesign:
     background_contrast: float = 0.6
 
     def digest(self) -> str:
-        """A short stable hash of the field values (names the cache file)."""
-        import hashlib
+        """A short stable hash of the field values (it names the cache file).
 
+        Returns
+        -------
+        str
+            Eight hexadecimal digits.
+        """
         return hashlib.sha256(repr(sorted(vars(self).items())).encode()).hexdigest()[:8]
 
 
@@ -273,9 +294,26 @@ def _draw_digit(canvas: torch.Tensor, strokes: torch.Tensor, styles: torch.Tenso
 
 def render_scenes(strokes: torch.Tensor, styles: torch.Tensor, clutter_pool: torch.Tensor,
                   generator: Generator, design: SceneDesign = SCENE_DESIGN) -> torch.Tensor:
-    """Render handwriting samples ``strokes`` (n, 1, 8, 8) in [0, 1] with stroke styles ``styles`` (n,)
-    (indices into :data:`CLUTTER_DOMAINS`) into uint8 scenes (n, 3, 32, 32), clutter fragments drawn from
-    ``clutter_pool`` (m, 1, 8, 8); all randomness from ``generator``."""
+    """Render handwriting samples into scenes with nuisances (see the module docstring).
+
+    Parameters
+    ----------
+    strokes : torch.Tensor
+        Handwriting samples (n, 1, 8, 8) in [0, 1].
+    styles : torch.Tensor
+        Stroke style of each sample (n,): indices into :data:`CLUTTER_DOMAINS`.
+    clutter_pool : torch.Tensor
+        Samples (m, 1, 8, 8) the clutter fragments are cut from.
+    generator : torch.Generator
+        The source of all randomness (CPU).
+    design : SceneDesign, default :data:`SCENE_DESIGN`
+        The ranges of the nuisances.
+
+    Returns
+    -------
+    torch.Tensor
+        uint8 scenes (n, 3, 32, 32).
+    """
     scenes = []
     for start in range(0, len(strokes), _CHUNK):
         chunk = slice(start, start + _CHUNK)
@@ -288,10 +326,22 @@ def render_scenes(strokes: torch.Tensor, styles: torch.Tensor, clutter_pool: tor
 
 @dataclass(frozen=True)
 class ClutterArrays:
-    """Both splits of ``clutter_digits``: ``train_renderings`` uint8 (N_train, K, 3, 32, 32),
-    ``test_renderings`` uint8 (N_test, 2, 3, 32, 32) (the first is the test image, the second serves to
-    measure how well two renderings align), labels and domain ids of each, and the indices of the
-    handwriting samples in scikit-learn's digits (``train_samples``, ``test_samples``)."""
+    """Both splits of ``clutter_digits`` (:func:`clutter_digits_arrays`).
+
+    Parameters
+    ----------
+    train_renderings : torch.Tensor
+        uint8 (N_train, K, 3, 32, 32): K renderings of every train sample.
+    train_labels, train_domains : torch.Tensor
+        int64 (N_train,) class and domain ids.
+    train_samples : torch.Tensor
+        int64 (N_train,) indices of the handwriting samples in scikit-learn's digits.
+    test_renderings : torch.Tensor
+        uint8 (N_test, 2, 3, 32, 32): the first is the test image, the second serves to measure how well
+        two renderings align.
+    test_labels, test_domains, test_samples : torch.Tensor
+        As for train.
+    """
 
     train_renderings: torch.Tensor
     train_labels: torch.Tensor
@@ -304,7 +354,13 @@ class ClutterArrays:
 
     @property
     def test_images(self) -> torch.Tensor:
-        """The test image of each test sample: its first rendering."""
+        """The test image of each test sample: its first rendering.
+
+        Returns
+        -------
+        torch.Tensor
+            uint8 (N_test, 3, 32, 32).
+        """
         return self.test_renderings[:, 0]
 
 
@@ -321,10 +377,24 @@ def _stroke_styles(labels: torch.Tensor, seed: int) -> torch.Tensor:
 
 def clutter_digits_arrays(seed: int = 0, renderings: int = 8,
                           design: SceneDesign = SCENE_DESIGN) -> ClutterArrays:
-    """Generate both splits from ``seed`` (see the module docstring); about a second per thousand scenes."""
-    from sklearn.datasets import load_digits
+    """Generate both splits of ``clutter_digits`` from ``seed`` (see the module docstring).
 
-    from .data import stratified_split
+    About a second per thousand scenes on a CPU core.
+
+    Parameters
+    ----------
+    seed : int, default 0
+        Seed of the domains and of every nuisance.
+    renderings : int, default 8
+        Renderings K of every train sample.
+    design : SceneDesign, default :data:`SCENE_DESIGN`
+        The ranges of the nuisances.
+
+    Returns
+    -------
+    ClutterArrays
+    """
+    from sklearn.datasets import load_digits
 
     bunch = load_digits()
     strokes = torch.from_numpy(bunch.images).float().div(16.0).unsqueeze(1)
@@ -347,9 +417,25 @@ def _cache_path(root: Path, seed: int, renderings: int) -> Path:
 
 
 def cached_clutter_digits(root: Path, seed: int = 0, renderings: int = 8) -> ClutterArrays:
-    """:func:`clutter_digits_arrays`, read from ``root/clutter_digits/`` when generated before, else
-    generated and written there atomically (a temporary file renamed into place). An unreadable cache
-    file is regenerated."""
+    """:func:`clutter_digits_arrays`, cached in ``root/clutter_digits/``.
+
+    Read back when generated before, else generated and written there atomically. An unreadable cache
+    file is regenerated (with a warning); when the directory is not writable the arrays are returned
+    uncached (with a warning).
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The data directory.
+    seed : int, default 0
+        Seed of the data.
+    renderings : int, default 8
+        Renderings of every train sample.
+
+    Returns
+    -------
+    ClutterArrays
+    """
     path = _cache_path(root, seed, renderings)
     if path.exists():
         try:
@@ -360,12 +446,7 @@ def cached_clutter_digits(root: Path, seed: int = 0, renderings: int = 8) -> Clu
     arrays = clutter_digits_arrays(seed, renderings)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
-            torch.save({field.name: getattr(arrays, field.name) for field in fields(arrays)}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(handle.name, 0o644)
-        os.replace(handle.name, path)
+        atomic_write(path, lambda handle: torch.save({f.name: getattr(arrays, f.name) for f in fields(arrays)}, handle))
     except OSError as error:
         warnings.warn(f"clutter_digits could not be cached in {path.parent} ({error}); it will be generated again "
                       f"next time. Point root= (CLI --root) or $GCALIB_DATA at a writable directory.", UserWarning,

@@ -10,17 +10,24 @@ from the command line.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
-from .config import PretrainConfig
-from ..validation import check_choice, check_sequence
+import torch
 
-__all__ = ["DEFAULT_COMPARE_LOSSES", "TABLE_METRICS", "CompareResult", "compare", "format_table", "mean_std_text",
-           "method_names"]
+from ..losses.gca import LOSSES
+from ..validation import check_choice, check_sequence
+from .config import PretrainConfig
+from .evaluate import evaluate_encoder
+from .experiment import ExperimentResult, check_seeds
+from .figures import method_bars
+from .models import make_encoder
+from .tables import mean_std_text, text_table
+from .trainer import PreparedRun, load_test_set, prepare, pretrain
+
+__all__ = ["DEFAULT_COMPARE_LOSSES", "TABLE_METRICS", "CompareResult", "compare", "format_table", "method_names"]
 
 DEFAULT_COMPARE_LOSSES = ("infonce", "gca_ince", "gca_rince", "gca_uot", "byol")
 TABLE_METRICS = (("linear_acc", "linear"), ("knn_acc_k20", "kNN k=20"), ("knn_acc_k200", "kNN k=200"),
@@ -29,72 +36,82 @@ TABLE_METRICS = (("linear_acc", "linear"), ("knn_acc_k20", "kNN k=20"), ("knn_ac
 
 
 def method_names() -> tuple[str, ...]:
-    """The plan-loss presets of :data:`gcalib.losses.gca.LOSSES` and ``"byol"``."""
-    from ..losses.gca import LOSSES
+    """The methods :func:`compare` and :func:`gcalib.pretrain.trainer.pretrain` train.
 
+    Returns
+    -------
+    tuple of str
+        The plan-loss presets of :data:`gcalib.losses.gca.LOSSES`, then ``"byol"``.
+
+    Examples
+    --------
+    >>> method_names()[0], method_names()[-1]
+    ('infonce', 'byol')
+    """
     return tuple(LOSSES) + ("byol",)
 
 
-def mean_std_text(values: Sequence[Optional[float]]) -> str:
-    """``"mean ± sample std"`` of the values that are not None or NaN (3 decimals; the mean alone for one
-    value, ``"-"`` for none)."""
-    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    if not values:
-        return "-"
-    mean = sum(values) / len(values)
-    if len(values) == 1:
-        return f"{mean:.3f}"
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    return f"{mean:.3f} ± {std:.3f}"
+def _present_metrics(runs: dict[str, list[dict]]) -> list[tuple[str, str]]:
+    """The :data:`TABLE_METRICS` that some run reports."""
+    return [(key, label) for key, label in TABLE_METRICS if any(key in m for ms in runs.values() for m in ms)]
 
 
 def format_table(runs: dict[str, list[dict]]) -> str:
-    """Rows: methods; columns: the metrics present in any run, as mean ± std (sample std) over seeds."""
-    columns = [(key, label) for key, label in TABLE_METRICS if any(key in m for ms in runs.values() for m in ms)]
-    cells = [["method", "seeds"] + [label for _, label in columns]]
+    """A table of methods × metrics, each cell the mean ± sample std over seeds.
+
+    Cells are :func:`gcalib.pretrain.tables.mean_std_text` of the seeds' values.
+
+    Parameters
+    ----------
+    runs : dict of str to list of dict
+        Method name → one metrics dict per seed; the columns are the :data:`TABLE_METRICS` that any run
+        reports, in that order.
+
+    Returns
+    -------
+    str
+        A left-aligned plain-text table with the columns ``method`` and ``seeds`` first.
+
+    Examples
+    --------
+    >>> table = format_table({"infonce": [{"linear_acc": 0.5}, {"linear_acc": 0.7}]})
+    >>> table.splitlines()[2]
+    'infonce  2      0.600 ± 0.141'
+    """
+    columns = _present_metrics(runs)
+    rows = [["method", "seeds"] + [label for _, label in columns]]
     for name, metrics in runs.items():
-        cells.append([name, str(len(metrics))] + [mean_std_text([m.get(k) for m in metrics]) for k, _ in columns])
-    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def _compare_figure(runs: dict[str, list[dict]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
-    import seaborn as sns
-
-    keys = [(k, label) for k, label in TABLE_METRICS if any(k in m for ms in runs.values() for m in ms)]
-    rows = [{"method": name, "metric": label, "value": m[k]}
-            for name, ms in runs.items() for m in ms for k, label in keys if m.get(k) is not None]
-    frame = pd.DataFrame(rows)
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.0 * len(keys), 3.6), squeeze=False)
-    for ax, (key, label) in zip(axes[0], keys):
-        panel = frame[frame.metric == label]
-        sns.barplot(data=panel, x="method", y="value", hue="method", errorbar="sd", ax=ax, legend=False)
-        if key.endswith("acc") or "_acc_" in key:  # zoom accuracies in on the range the methods span
-            ax.set_ylim(max(0.0, panel.value.min() - 0.03), min(1.0, panel.value.max() + 0.01))
-        ax.set_title(label)
-        ax.set_xlabel("")
-        ax.set_ylabel("")
-        ax.tick_params(axis="x", rotation=60)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+        rows.append([name, str(len(metrics))] + [mean_std_text([m.get(k) for m in metrics]) for k, _ in columns])
+    return text_table(rows, align="left")
 
 
 @dataclass
-class CompareResult:
-    """Outcome of :func:`compare`.
+class CompareResult(ExperimentResult):
+    """Outcome of :func:`compare`; :meth:`save` writes ``compare.json`` and ``compare.png``.
 
-    ``runs``: method name → one metrics dict per seed (in seed order), then the reference rows
-    ``"random-init"`` (one per seed) and ``"raw-pixels"`` (one); ``config``: each method's config (of the
-    first seed) as a dict; ``dataset``: the dataset's name or :func:`gcalib.pretrain.config.describe_dataset` string.
+    Parameters
+    ----------
+    dataset : str
+        The dataset's name, or the :func:`gcalib.pretrain.config.describe_dataset` string of a dataset object.
+    losses : list of str
+        The methods compared, in order.
+    seeds : list of int
+        The seeds every method was trained with.
+    runs : dict of str to list of dict
+        Method name → one metrics dict per seed (in seed order), then the reference rows ``"random-init"``
+        (one per seed) and ``"raw-pixels"`` (one).
+    config : dict of str to dict
+        Each method's config (of the first seed) as a dict.
+    total_time_s : float
+        Wall time of the training and evaluation, in seconds.
+    out_dir : pathlib.Path or None, default None
+        Where the result was saved.
+    files : dict, default {}
+        ``"json"`` and ``"figure"`` → the files :meth:`save` wrote.
     """
+
+    JSON_NAME = "compare.json"
+    JSON_KEYS = ("dataset", "losses", "seeds", "total_time_s", "table", "runs", "config")
 
     dataset: str
     losses: list
@@ -106,37 +123,21 @@ class CompareResult:
     files: dict = field(default_factory=dict)
 
     def table(self) -> str:
-        """:func:`format_table` of ``runs``."""
+        """:func:`format_table` of :attr:`runs`.
+
+        Returns
+        -------
+        str
+        """
         return format_table(self.runs)
 
-    def to_dict(self) -> dict:
-        """JSON-ready dict: dataset, losses, seeds, total_time_s, table (lines), runs, config."""
-        return {"dataset": self.dataset, "losses": list(self.losses), "seeds": list(self.seeds),
-                "total_time_s": self.total_time_s, "table": self.table().splitlines(), "runs": self.runs,
-                "config": self.config}
-
-    def save(self, out_dir: Union[str, Path]) -> dict:
-        """Write ``compare.json`` and ``compare.png`` into ``out_dir``; return their paths."""
-        from .trainer import write_json
-
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        self.out_dir = out
-        self.files = {"json": out / "compare.json", "figure": out / "compare.png"}
-        write_json(self.to_dict(), self.files["json"])
-        _compare_figure(self.runs, self.files["figure"])
-        return dict(self.files)
+    def _write_extra_files(self, out: Path) -> dict[str, Path]:
+        return {"figure": method_bars(self.runs, _present_metrics(self.runs), out / "compare.png")}
 
 
-def _reference_rows(run, seeds: Sequence[int]) -> dict[str, list[dict]]:
+def _reference_rows(run: PreparedRun, seeds: Sequence[int]) -> dict[str, list[dict]]:
     """Metrics of a randomly initialised encoder for every seed, and of the raw pixels (deterministic
     features, evaluated once with the first seed's augmentation draws for the alignment)."""
-    import torch
-
-    from .evaluate import evaluate_encoder
-    from .models import make_encoder
-    from .trainer import load_test_set
-
     config = run.config
     test_set = load_test_set(config)
 
@@ -161,18 +162,40 @@ def _check_losses(losses: Sequence[str]) -> list[str]:
 
 def compare(config: PretrainConfig, losses: Sequence[str] = DEFAULT_COMPARE_LOSSES, seeds: Sequence[int] = (0, 1),
             out_dir: Union[str, Path, None] = None, *, verbose: bool = True) -> CompareResult:
-    """Pretrain every method of ``losses`` for every seed of ``seeds`` with the settings of ``config`` and
-    evaluate them beside the reference rows (see the module docstring).
+    """Pretrain every method of ``losses`` for every seed with the settings of ``config``, and evaluate them
+    beside the reference rows (see the module docstring).
 
-    ``config`` gives everything but the method and the seed (runs always evaluate); its ``loss_params`` apply
-    to the plan losses (``byol``, which has no plan loss, runs without them). With a dataset object,
-    ``config.test_dataset`` is the evaluation split. Each run gets ``checkpoint_every=0`` and, with ``out_dir``, writes its
-    pretrain outputs to ``out_dir/<method>/seed<seed>/``; the comparison then writes ``compare.json`` and
-    ``compare.png`` there. Every run is prepared (and its data checked) before the first one trains.
+    Each run gets ``checkpoint_every=0``; ``config``'s ``loss_params`` apply to the plan losses (``byol``, which
+    has no plan loss, runs without them). Every run is prepared (and its data checked) before the first one
+    trains.
+
+    Parameters
+    ----------
+    config : PretrainConfig
+        Every setting but the method and the seed (runs always evaluate). With a dataset object,
+        ``config.test_dataset`` is the evaluation split.
+    losses : sequence of str, default :data:`DEFAULT_COMPARE_LOSSES`
+        Distinct names of :func:`method_names`.
+    seeds : sequence of int, default (0, 1)
+        Distinct seeds >= 0.
+    out_dir : str, os.PathLike or None, default None
+        With a directory, each run writes its pretrain outputs to ``out_dir/<method>/seed<seed>/`` and the
+        comparison writes ``compare.json`` and ``compare.png`` there.
+    verbose : bool, default True
+        Print a line per finished run.
+
+    Returns
+    -------
+    CompareResult
+
+    Raises
+    ------
+    TypeError
+        When ``config`` is not a :class:`PretrainConfig`, or ``losses``/``seeds`` hold values of the wrong type.
+    ValueError
+        For unknown or repeated methods or seeds, and every problem :func:`gcalib.pretrain.trainer.prepare`
+        finds (data, batch size, output directory).
     """
-    from .sweep import check_seeds
-    from .trainer import prepare, pretrain
-
     if not isinstance(config, PretrainConfig):
         raise TypeError(f"config must be a PretrainConfig, got {type(config).__name__}")
     losses, seeds = _check_losses(losses), check_seeds(seeds)

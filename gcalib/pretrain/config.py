@@ -16,8 +16,11 @@ from typing import Any, Optional, Union
 
 import torch
 
-from .models import ARCHS
+from ..losses.gca import LOSSES, make_loss
 from ..validation import check_bool, check_choice, check_int, check_nonnegative, check_positive, check_real, fail
+from .augment import AUGMENTATIONS, recipe
+from .data import DATASETS
+from .models import ARCHS
 
 __all__ = ["TARGETS", "VIEWS", "OPTIMIZERS", "PRECISIONS", "LR_SCALINGS", "DATASET_RECIPES", "RESUME_FREE_FIELDS",
            "PretrainConfig", "describe_dataset"]
@@ -42,55 +45,144 @@ RESUME_FREE_FIELDS = ("resume", "download", "progress", "checkpoint_every", "che
 
 @dataclass
 class PretrainConfig:
-    """Everything that defines a pretraining run (validated on construction).
+    """Everything that defines a pretraining run, validated on construction.
 
     Defaults are the digits recipe: small CNN, SimCLR views (s = 0.5), projector 512 → 128, InfoNCE
     at ε = 0.5, AdamW lr 2e-3 with one warm-up epoch and a cosine, batch 128, 20 epochs.
+    :meth:`for_dataset` applies a dataset's recipe (:data:`DATASET_RECIPES`).
 
-    * ``dataset``: a name of :data:`gcalib.pretrain.data.DATASETS` (its train split; ``root``, ``download`` and
-      ``dataset_options`` go to :func:`gcalib.pretrain.data.load_dataset`), or a dataset object: an
-      :class:`gcalib.pretrain.data.ImageDataset`, or any map-style dataset (``len`` and ``getitem``) whose items are
-      ``(uint8 image (C, H, H), label[, domain])``, read into memory by
-      :meth:`gcalib.pretrain.data.ImageDataset.from_dataset` (optional ``classes``, ``domain_names``, ``mean``/``std``
-      attributes are used; without ``mean``/``std`` the per-channel statistics of its images are).
-    * ``test_dataset``: the evaluation split, a dataset object as above (without ``mean``/``std`` it takes
-      the train split's). Required with a dataset object when ``evaluate=True``; with a name it
-      replaces the named test split. :meth:`to_dict` stores dataset objects as :func:`describe_dataset`
-      strings, so a resumed run must be given a dataset with the same content.
-    * ``views``: ``"augment"``: the V views are V draws of the augmentation of one image;
-      ``"rendered"``: V *distinct* renderings of the sample, chosen at random among the K of the
-      dataset's ``renderings`` (needs K >= ``n_views``), each then augmented as usual.
-    * ``corrupt_pairs`` = P in [0, 1): with probability P, independently per sample and step, views
-      2..V (every view after the first) of a sample come from one other training sample drawn
-      uniformly among the rest, rendered and augmented in the same way (broken positive pairs; the
-      batch's labels and domains stay those of the first view).
-    * ``loss``: a name of :data:`gcalib.losses.gca.LOSSES`, or ``"byol"`` (EMA target network + predictor,
-      :mod:`gcalib.pretrain.byol`); ``loss_params`` go to :func:`gcalib.losses.gca.make_loss` (eps, n_iter, q, lam,
-      reg_a, reg_b, r1, r2, …). ``method`` tells the two kinds apart.
-    * ``target``: ``"positive"`` pairs, ``"labels"`` (class-aware plan) or ``"domain"`` (positives +
-      α·same domain + β·other domain), built per batch with :mod:`gcalib.losses.targets`.
-    * ``optimizer``: ``"sgd"`` (Nesterov momentum) or ``"adam"`` (AdamW, decoupled weight decay).
-    * ``max_train_samples``: pretrain on the first N train samples only (smoke tests, quick looks);
-      evaluation still uses the whole split.
-    * ``precision="auto"``: bf16 autocast on CUDA, fp32 elsewhere (the loss always runs in fp32).
-    * ``batch_augment``: when the train split is held in memory, draw the views for a whole batch at
-      once on the training device with :class:`gcalib.pretrain.batch_augment.BatchAugment` (same parameter
-      distributions as the per-image pipeline, many times faster); otherwise, or with ``False``, each
-      image goes through :func:`gcalib.pretrain.augment.make_view_transform` in the DataLoader.
-    * ``workers``: data-loading processes of the per-image pipeline; it changes the augmentation RNG
-      streams, so a resumed run must keep it.
-    * ``lr_scaling``: with W processes the peak lr is ``lr`` (``"none"``: ``lr`` is meant for the global
-      batch ``W·batch_size``), ``lr·W`` (``"linear"``, Goyal et al.'s rule for SGD: ``lr`` was tuned for
-      ``batch_size`` on one process) or ``lr·√W`` (``"sqrt"``, common for Adam); one process uses ``lr``.
-    * ``sync_bn``: SyncBatchNorm over all ranks (CUDA only; a no-op in one process).
-    * ``shard_plan``: with W > 1 processes each holds only its own samples' n/W rows of the plan over the
-      global batch (:mod:`gcalib.losses.sharded`), so the plan's memory per process falls like n²/W; the loss
-      and gradients equal the replicated plan's up to rounding. Needs a plan loss with the fused gradient;
-      in one process the whole plan is that process's rows, and it changes nothing.
-    * ``checkpoint_every`` counts epochs (0: none); ``checkpoint_every_steps`` also writes a checkpoint
-      after every that many optimizer steps inside an epoch (0: none), from which ``resume`` continues
-      in the middle of the epoch; ``deterministic`` asks torch for deterministic kernels (bit-exact
-      resume on CPU).
+    Parameters
+    ----------
+    dataset : str or dataset, default "digits"
+        A name of :data:`gcalib.pretrain.data.DATASETS` (its train split; ``root``, ``download`` and
+        ``dataset_options`` go to :func:`gcalib.pretrain.data.load_dataset`), or a dataset object: an
+        :class:`gcalib.pretrain.data.ImageDataset`, or any map-style dataset (``len`` and ``getitem``) whose
+        items are ``(uint8 image (C, H, H), label[, domain])``, read into memory by
+        :meth:`gcalib.pretrain.data.ImageDataset.from_dataset` (optional ``classes``, ``domain_names``,
+        ``mean``/``std`` attributes are used; without ``mean``/``std`` the per-channel statistics of its
+        images are).
+    test_dataset : dataset, optional
+        The evaluation split, a dataset object as above (without ``mean``/``std`` it takes the train
+        split's). Required with a dataset object when ``evaluate=True``; with a name it replaces the named
+        test split. :meth:`to_dict` stores dataset objects as :func:`describe_dataset` strings, so a resumed
+        run must be given a dataset with the same content.
+    root : str or os.PathLike, optional
+        The data directory (default ``$GCALIB_DATA``, else ``./data``).
+    download : bool, default False
+        Let torchvision download a missing dataset into ``root``.
+    dataset_options : dict, default {}
+        Options of the named dataset (``holdout_domain``, ``image_size``, ``seed``, …).
+    max_train_samples : int, optional
+        Pretrain on the first N >= 2 train samples only (smoke tests, quick looks); evaluation still uses
+        the whole split.
+    n_views : int, default 2
+        Views V per sample, >= 2.
+    views : {"augment", "rendered"}, default "augment"
+        ``"augment"``: the V views are V draws of the augmentation of one image; ``"rendered"``: V
+        *distinct* renderings of the sample, chosen at random among the K of the dataset's ``renderings``
+        (needs K >= ``n_views``), each then augmented as usual.
+    corrupt_pairs : float, default 0.0
+        P in [0, 1): with probability P, independently per sample and step, views 2..V (every view after
+        the first) of a sample come from one other training sample drawn uniformly among the rest,
+        rendered and augmented in the same way (broken positive pairs; the batch's labels and domains stay
+        those of the first view).
+    augmentation : str, default "simclr"
+        A view preset of :data:`gcalib.pretrain.augment.AUGMENTATIONS`.
+    strength : float, default 0.5
+        Colour-jitter strength s of the views.
+    blur : bool, default False
+        Add Gaussian blur to the views.
+    arch : str, default "small_cnn"
+        An encoder of :data:`gcalib.pretrain.models.ARCHS`.
+    projector_hidden_dim, projector_out_dim : int, default 512, 128
+        Widths of the projection head.
+    loss : str, default "infonce"
+        A name of :data:`gcalib.losses.gca.LOSSES`, or ``"byol"`` (EMA target network + predictor,
+        :mod:`gcalib.pretrain.byol`); :attr:`method` tells the two kinds apart.
+    loss_params : dict, default {}
+        Keyword arguments of :func:`gcalib.losses.gca.make_loss` (eps, n_iter, q, lam, reg_a, reg_b, r1, r2,
+        …); empty for BYOL.
+    target : {"positive", "labels", "domain"}, default "positive"
+        The target plan: positive pairs, the class-aware plan, or positives + α·same domain + β·other
+        domain, built per batch with :mod:`gcalib.losses.targets`.
+    alpha, beta : float, default 0.0
+        Same-domain and cross-domain weights of ``target="domain"``, >= 0.
+    byol_momentum : float, default 0.99
+        BYOL's base EMA momentum, in [0, 1].
+    byol_predictor_hidden_dim : int, default 512
+        Hidden width of BYOL's predictor.
+    optimizer : {"sgd", "adam"}, default "adam"
+        SGD with Nesterov momentum, or AdamW (decoupled weight decay).
+    lr : float, default 2e-3
+        Peak learning rate, > 0.
+    lr_scaling : {"none", "linear", "sqrt"}, default "none"
+        With W processes the peak lr is ``lr`` (``"none"``: ``lr`` is meant for the global batch
+        ``W·batch_size``), ``lr·W`` (``"linear"``, Goyal et al.'s rule for SGD: ``lr`` was tuned for
+        ``batch_size`` on one process) or ``lr·√W`` (``"sqrt"``, common for Adam); one process uses ``lr``.
+    momentum : float, default 0.9
+        SGD momentum, in [0, 1).
+    weight_decay : float, default 1e-5
+        Weight decay, >= 0.
+    warmup_epochs : int, default 1
+        Epochs of linear warm-up, at most ``epochs``.
+    batch_size : int, default 128
+        Samples per step (per process under torchrun), >= 2.
+    epochs : int, default 20
+        Training epochs, >= 1.
+    seed : int, default 0
+        Seed of the weights, the sample order and the views.
+    device : str, default "auto"
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    precision : {"auto", "fp32", "bf16", "fp16"}, default "auto"
+        Autocast of the model: ``"auto"`` is bf16 on CUDA and fp32 elsewhere (the loss always runs in fp32).
+    compile : bool, default False
+        ``torch.compile`` the model.
+    workers : int, default 2
+        Data-loading processes of the per-image pipeline; it changes the augmentation RNG streams, so a
+        resumed run must keep it.
+    out_dir : str or os.PathLike, optional
+        Where checkpoints, ``history.json``, ``metrics.json`` and ``encoder.pt`` go.
+    checkpoint_every : int, default 1
+        Epochs between checkpoints (0: none).
+    checkpoint_every_steps : int, default 0
+        Also write a checkpoint after every that many optimizer steps inside an epoch (0: none), from
+        which ``resume`` continues in the middle of the epoch.
+    resume : bool, default False
+        Continue from the newest readable checkpoint in ``out_dir`` (start afresh when there is none).
+    deterministic : bool, default False
+        Ask torch for deterministic kernels (bit-exact resume on CPU).
+    skip_nonfinite : bool, default False
+        Skip steps with a non-finite loss instead of raising
+        :class:`gcalib.pretrain.trainer.NonFiniteLossError`.
+    sync_bn : bool, default False
+        SyncBatchNorm over all ranks (CUDA only; a no-op in one process).
+    shard_plan : bool, default False
+        With W > 1 processes each holds only its own samples' n/W rows of the plan over the global batch
+        (:mod:`gcalib.losses.sharded`), so the plan's memory per process falls like n²/W; the loss and
+        gradients equal the replicated plan's up to rounding. Needs a plan loss with the fused gradient;
+        in one process it changes nothing.
+    batch_augment : bool, default True
+        When the train split is held in memory, draw the views for a whole batch at once on the training
+        device with :class:`gcalib.pretrain.batch_augment.BatchAugment` (same parameter distributions as the
+        per-image pipeline, many times faster); otherwise, or with ``False``, each image goes through
+        :func:`gcalib.pretrain.augment.make_view_transform` in the DataLoader.
+    evaluate : bool, default True
+        Evaluate the frozen encoder after training (:func:`gcalib.pretrain.evaluate.evaluate_encoder`).
+    progress : bool, default True
+        Show a progress bar.
+
+    Raises
+    ------
+    TypeError
+        When a field has the wrong type (the message names the field, the value and what is expected).
+    ValueError
+        When a field is out of range or fields contradict each other.
+
+    Examples
+    --------
+    >>> config = PretrainConfig(loss="gca_uot", loss_params={"eps": 0.2}, epochs=5)
+    >>> config.method, config.to_dict()["loss_params"]
+    ('gca', {'eps': 0.2})
     """
 
     dataset: Union[str, Any] = "digits"
@@ -145,10 +237,29 @@ class PretrainConfig:
 
     @classmethod
     def for_dataset(cls, dataset: Any, **fields: Any) -> "PretrainConfig":
-        """A config for ``dataset`` with its recipe (:data:`DATASET_RECIPES`; none for other names and for
-        dataset objects) under ``fields``: a field given wins, ``loss_params`` are merged key by key, and
-        BYOL, which has no plan loss, takes none of the recipe's.
+        """A config for ``dataset`` with its recipe (:data:`DATASET_RECIPES`) under ``fields``.
 
+        A field given wins over the recipe, ``loss_params`` are merged key by key, and BYOL, which has no
+        plan loss, takes none of the recipe's. Other names and dataset objects have no recipe.
+
+        Parameters
+        ----------
+        dataset : str or dataset
+            As the ``dataset`` field.
+        **fields
+            Other fields of :class:`PretrainConfig`.
+
+        Returns
+        -------
+        PretrainConfig
+
+        Raises
+        ------
+        TypeError, ValueError
+            As the constructor.
+
+        Examples
+        --------
         >>> PretrainConfig.for_dataset("clutter_digits", loss="gca_uot").loss_params
         {'eps': 0.2}
         """
@@ -159,11 +270,15 @@ class PretrainConfig:
         return cls(dataset=dataset, **{**recipe, **fields, "loss_params": loss_params})
 
     def validate(self) -> None:
-        """Raise ``ValueError``/``TypeError`` naming the field, the value and what is expected."""
-        from .augment import AUGMENTATIONS, recipe
-        from .data import DATASETS
-        from ..losses.gca import LOSSES, make_loss
+        """Check every field (the constructor calls it).
 
+        Raises
+        ------
+        TypeError
+            When a field has the wrong type; the message names the field, the value and what is expected.
+        ValueError
+            When a field is out of range or fields contradict each other.
+        """
         self._validate_datasets(DATASETS)
         if self.root is not None and not isinstance(self.root, (str, os.PathLike)):
             fail("root", self.root, "None or a path", TypeError)
@@ -256,26 +371,60 @@ class PretrainConfig:
                              "dataset object")
 
     def peak_lr(self, world_size: int = 1) -> float:
-        """The peak learning rate with ``world_size`` processes: ``lr·W`` (linear), ``lr·√W`` (sqrt) or
-        ``lr`` (none)."""
+        """The peak learning rate with W processes: ``lr·W`` (linear), ``lr·√W`` (sqrt) or ``lr`` (none).
+
+        Parameters
+        ----------
+        world_size : int, default 1
+            Number of training processes W.
+
+        Returns
+        -------
+        float
+
+        Examples
+        --------
+        >>> PretrainConfig(lr=0.1, lr_scaling="sqrt").peak_lr(4)
+        0.2
+        """
         factor = {"linear": float(world_size), "sqrt": math.sqrt(world_size), "none": 1.0}[self.lr_scaling]
         return self.lr * factor
 
     def loss_options(self, gather: bool = False, sharded: bool = False) -> dict:
-        """Keyword arguments of :func:`gcalib.losses.gca.make_loss`: ``loss_params`` over the defaults
-        ``gather_distributed=gather`` (solve over the global batch), and ``shard_plan=True`` (with
-        ``gather_distributed`` defaulting to True) when ``sharded``."""
+        """Keyword arguments of :func:`gcalib.losses.gca.make_loss`: ``loss_params`` over the process-group defaults.
+
+        Parameters
+        ----------
+        gather : bool, default False
+            Default of ``gather_distributed`` (solve the plan over the global batch).
+        sharded : bool, default False
+            Add ``shard_plan=True`` (with ``gather_distributed`` defaulting to True).
+
+        Returns
+        -------
+        dict
+        """
         if sharded:
             return {"gather_distributed": True, **self.loss_params, "shard_plan": True}
         return {"gather_distributed": gather, **self.loss_params}
 
     @property
     def method(self) -> str:
-        """``"byol"`` for ``loss="byol"`` (EMA target network + predictor), else ``"gca"`` (a plan loss)."""
+        """The kind of method: ``"byol"`` (EMA target network + predictor) or ``"gca"`` (a plan loss).
+
+        Returns
+        -------
+        str
+        """
         return "byol" if self.loss == "byol" else "gca"
 
     def to_dict(self) -> dict:
-        """JSON-ready dict of the fields (paths as str, dataset objects as :func:`describe_dataset`)."""
+        """The fields as a JSON-ready dict (paths as str, dataset objects as :func:`describe_dataset`).
+
+        Returns
+        -------
+        dict
+        """
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         for key in ("dataset", "test_dataset"):
             if out[key] is not None:
@@ -285,13 +434,6 @@ class PretrainConfig:
                 out[key] = str(out[key])
         return json.loads(json.dumps(out))
 
-    @classmethod
-    def from_dict(cls, values: dict) -> "PretrainConfig":
-        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown PretrainConfig field(s) {unknown}")
-        return cls(**values)
-
 
 def _is_map_style(dataset: Any) -> bool:
     """Whether ``dataset`` has ``len`` and ``getitem`` (and is not a str or bytes)."""
@@ -299,8 +441,24 @@ def _is_map_style(dataset: Any) -> bool:
 
 
 def describe_dataset(dataset: Any) -> str:
-    """A name as is; an :class:`gcalib.pretrain.data.ImageDataset` as its repr and content fingerprint (equal
-    strings for equal content); any other dataset object as its type and length."""
+    """A dataset as a str for configs saved as JSON.
+
+    Parameters
+    ----------
+    dataset : str or dataset
+        A dataset name or object.
+
+    Returns
+    -------
+    str
+        A name as it is; an :class:`gcalib.pretrain.data.ImageDataset` as its repr and content fingerprint
+        (equal strings for equal content); any other dataset object as its type and length.
+
+    Examples
+    --------
+    >>> describe_dataset([(0, 1), (2, 3)])
+    'builtins.list of 2 items'
+    """
     if isinstance(dataset, str):
         return dataset
     fingerprint = getattr(dataset, "fingerprint", None)

@@ -52,11 +52,13 @@ import torch
 from torch.utils.data import Dataset
 
 from ..validation import check_bool, check_choice, check_int, check_real, fail
+from .clutter import CLUTTER_DOMAINS, cached_clutter_digits
+from .splits import SPLIT_SEED, stratified_split
 
 __all__ = [
     "DATASETS", "DIGITS_DOMAINS", "CIFAR10C_CORRUPTIONS", "DatasetNotFoundError",
     "DatasetCorruptError", "ImageDataset", "MultiViewDataset", "blocked_views", "data_root", "draw_view_sources",
-    "load_dataset", "stratified_split",
+    "load_dataset",
 ]
 
 DATASETS = ("digits", "digits_domains", "clutter_digits", "cifar10", "cifar100", "svhn", "stl10",
@@ -70,8 +72,6 @@ CIFAR10C_CORRUPTIONS = (
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                    "truck")
 STL10_CLASSES = ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck")
-TEST_FRACTION = 0.25
-SPLIT_SEED = 0
 DIGITS_SIZE = 32
 
 Stats = tuple[float, ...]
@@ -102,30 +102,28 @@ def _fixes(root: Path, downloadable: bool) -> str:
 
 
 def data_root(root: Union[str, os.PathLike, None] = None) -> Path:
-    """The data directory, made absolute: ``root`` if given, else ``$GCALIB_DATA`` if set and
-    non-empty, else ``./data`` (relative to the current directory at call time)."""
+    """The data directory, made absolute.
+
+    Parameters
+    ----------
+    root : str or os.PathLike, optional
+        The directory; without it ``$GCALIB_DATA`` if set and non-empty, else ``./data`` (relative to the
+        current directory at call time).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    TypeError
+        When ``root`` is neither None, a str nor path-like.
+    """
     if root is None:
         root = os.environ.get("GCALIB_DATA") or "data"
     elif not isinstance(root, (str, os.PathLike)):
         raise TypeError(f"root must be a str or path-like, got {type(root).__name__} ({root!r})")
     return Path(root).expanduser().absolute()
-
-
-def stratified_split(strata: Sequence[int], test_fraction: float = TEST_FRACTION,
-                     seed: int = SPLIT_SEED) -> tuple[torch.Tensor, torch.Tensor]:
-    """Deterministic split: within each stratum, ``round(n_s · test_fraction)`` seeded-random members go
-    to test. Returns sorted (train indices, test indices) as LongTensors."""
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
-    strata = np.asarray(strata)
-    rng = np.random.default_rng(seed)
-    is_test = np.zeros(len(strata), dtype=bool)
-    for s in np.unique(strata):
-        members = np.flatnonzero(strata == s)
-        n_test = int(np.floor(len(members) * test_fraction + 0.5))
-        is_test[rng.permutation(members)[:n_test]] = True
-    return (torch.from_numpy(np.flatnonzero(~is_test)).long(),
-            torch.from_numpy(np.flatnonzero(is_test)).long())
 
 
 def _channel_stats(images: torch.Tensor) -> tuple[Stats, Stats]:
@@ -147,13 +145,41 @@ def _read_image(path: Path, size: int) -> torch.Tensor:
 
 
 class ImageDataset(Dataset):
-    """Images with labels: in memory (``images`` uint8 (N, C, H, W)) or lazily read from ``files``.
+    """Images with labels, in memory or lazily read from files.
 
     ``__getitem__(i) -> (image uint8 (C, H, W), label, domain)``, ``domain = -1`` without domains.
-    ``mean``/``std`` are the per-channel normalisation constants on the [0, 1] scale.
-    ``renderings`` (optional, uint8 (N, K, C, H, W), K >= 2): K independent renderings of each sample
-    (same content, different nuisances), the sources of ``views="rendered"`` in pretraining; ``images``
-    stays the evaluation image of each sample.
+
+    Parameters
+    ----------
+    labels : torch.Tensor or array_like
+        Class ids (N,).
+    classes : sequence of str
+        Class names.
+    mean, std : sequence of float
+        Per-channel normalisation constants on the [0, 1] scale.
+    images : torch.Tensor, optional
+        uint8 (N, C, H, H) in memory; exactly one of ``images`` and ``files``.
+    files : sequence of pathlib.Path, optional
+        Image files read lazily (RGB, shorter side resized to ``image_size``, centre-cropped).
+    image_size : int, optional
+        Side of the images read from ``files``.
+    domains : torch.Tensor, optional
+        Domain ids (N,).
+    domain_names : sequence of str, optional
+        Domain names, with ``domains``.
+    renderings : torch.Tensor, optional
+        uint8 (N, K, C, H, W), K >= 2: K independent renderings of each sample (same content, different
+        nuisances), the sources of ``views="rendered"`` in pretraining; ``images`` stays the evaluation
+        image of each sample.
+    name : str, default "custom"
+        The dataset's name (in messages and reprs).
+    split : str, default "train"
+        The split's name.
+
+    Raises
+    ------
+    TypeError, ValueError
+        When the arguments do not fit together (shapes, dtypes, lengths); the message names the argument.
     """
 
     def __init__(self, labels: torch.Tensor, *, classes: Sequence[str], mean: Sequence[float],
@@ -215,12 +241,32 @@ class ImageDataset(Dataset):
                      like: Optional["ImageDataset"] = None) -> "ImageDataset":
         """``dataset`` as an in-memory ImageDataset (an ImageDataset is returned unchanged).
 
-        ``dataset`` is any map-style dataset (``len`` and ``getitem``) whose items are
-        ``(uint8 image (C, H, H), label[, domain])``, read once into memory. Optional attributes are used
-        when present: ``classes`` (else ``"0"``.. up to the largest label), ``domain_names`` (else the
-        domain ids as str), ``mean``/``std`` (else ``like``'s, else the per-channel statistics of its
-        images), ``name``. Items without a domain, or with domain -1, have none. With ``like`` (e.g. the
-        train split of a test split) the images must have ``like``'s shape.
+        Optional attributes of ``dataset`` are used when present: ``classes`` (else ``"0"``.. up to the
+        largest label), ``domain_names`` (else the domain ids as str), ``mean``/``std`` (else ``like``'s,
+        else the per-channel statistics of its images), ``name``. Items without a domain, or with domain
+        -1, have none.
+
+        Parameters
+        ----------
+        dataset : torch.utils.data.Dataset
+            Any map-style dataset (``len`` and ``getitem``) whose items are
+            ``(uint8 image (C, H, H), label[, domain])``, read once into memory.
+        split : str, default "train"
+            The split's name.
+        like : ImageDataset, optional
+            A split whose image shape the images must have (e.g. the train split of a test split), and
+            whose ``mean``/``std`` are taken when ``dataset`` has none.
+
+        Returns
+        -------
+        ImageDataset
+
+        Raises
+        ------
+        TypeError
+            When ``dataset`` is not map-style or its items are not such tuples.
+        ValueError
+            When it is empty, its images differ in shape or from ``like``'s.
         """
         if isinstance(dataset, ImageDataset):
             _check_like(dataset.num_channels, dataset.image_size, like)
@@ -250,8 +296,14 @@ class ImageDataset(Dataset):
                    name=str(getattr(dataset, "name", type(dataset).__name__)), split=split)
 
     def fingerprint(self) -> str:
-        """SHA-1 (first 16 hex digits) of the labels, domains, images (or file paths) and renderings:
-        equal for datasets with the same content."""
+        """A hash of the content: equal for datasets with the same content.
+
+        Returns
+        -------
+        str
+            The first 16 hex digits of the SHA-1 of the labels, domains, images (or file paths) and
+            renderings.
+        """
         digest = hashlib.sha1()
         parts = [self.labels, self.domains, self.images, self.renderings]
         for part in parts:
@@ -312,14 +364,33 @@ def _as_int(value):
 
 
 class MultiViewDataset(Dataset):
-    """``__getitem__(i) -> (views float (V, C, H, W), label, domain)``: ``transform`` applied
-    independently to the V source images of item i of ``base``, drawn by :func:`draw_view_sources`.
+    """V random views of every item of a dataset: the per-image pipeline of pretraining.
 
-    Sources: without ``renderings``, item i's image for every view; with ``renderings`` (uint8
-    (len(base), K, C, H, W), K >= V), V distinct renderings of sample i chosen at random. With
-    ``corrupt_pairs`` = P, views 2..V of each item come, with probability P, from one other sample
-    drawn uniformly among the rest of ``base`` (its image, or its renderings). Random numbers come
+    ``__getitem__(i) -> (views float (V, C, H, W), label, domain)``: ``transform`` applied independently
+    to the V source images of item i of ``base``, drawn by :func:`draw_view_sources`. Random numbers come
     from torch's global RNG (a DataLoader worker's seeded one in workers).
+
+    Parameters
+    ----------
+    base : torch.utils.data.Dataset
+        Items ``(uint8 image, label, domain)`` (an :class:`ImageDataset`).
+    transform : callable
+        A random view, uint8 image → float image (:func:`gcalib.pretrain.augment.make_view_transform`).
+    n_views : int, default 2
+        Views V per item, >= 1.
+    renderings : torch.Tensor, optional
+        uint8 (len(base), K, C, H, W) with K >= V: the views are V distinct renderings of sample i chosen at
+        random; without it, item i's image for every view.
+    corrupt_pairs : float, default 0.0
+        P in [0, 1): views 2..V of each item come, with probability P, from one other sample drawn uniformly
+        among the rest of ``base`` (its image, or its renderings).
+
+    Raises
+    ------
+    TypeError
+        When ``transform`` is not callable.
+    ValueError
+        For out-of-range arguments or renderings of the wrong shape.
     """
 
     def __init__(self, base: Dataset, transform: Callable[[torch.Tensor], torch.Tensor],
@@ -358,12 +429,32 @@ def draw_view_sources(index: torch.Tensor, n_samples: int, n_views: int, *, n_re
                       ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
     """The source of every view of a batch of samples ``index`` (B,) out of ``n_samples``.
 
-    Returns ``(samples, renderings)``, both (V, B) in the blocked layout: ``samples[v, b]`` is the sample
-    whose image (or rendering) view v of sample b shows: ``index[b]``, except that with probability
-    ``corrupt_pairs`` (independently per sample) views 2..V show one other sample, uniform among the other
-    ``n_samples - 1``. ``renderings[v, b]`` (when ``n_renderings`` K is given) is its rendering: V distinct
-    ids per sample, uniform among the K. Draws, in this order and only when used: the corruption coins,
-    the partners, the renderings, from ``generator`` (on ``index``'s device) or the global RNG.
+    View v of sample b shows ``index[b]``, except that with probability ``corrupt_pairs`` (independently per
+    sample) views 2..V show one other sample, uniform among the other ``n_samples - 1``. Draws, in this
+    order and only when used: the corruption coins, the partners, the renderings, from ``generator`` (on
+    ``index``'s device) or the global RNG.
+
+    Parameters
+    ----------
+    index : torch.Tensor
+        int64 (B,) sample ids.
+    n_samples : int
+        Number of samples the ids come from.
+    n_views : int
+        Views V per sample.
+    n_renderings : int, optional
+        K: also draw which rendering each view shows (V distinct ids per sample, uniform among the K).
+    corrupt_pairs : float, default 0.0
+        Probability of a broken positive pair, in [0, 1).
+    generator : torch.Generator, optional
+        Source of the random numbers.
+
+    Returns
+    -------
+    samples : torch.Tensor
+        int64 (V, B), blocked: ``samples[v, b]`` is the sample view v of sample b shows.
+    renderings : torch.Tensor or None
+        int64 (V, B): its rendering, when ``n_renderings`` is given.
     """
     batch, device = len(index), index.device
     samples = index.expand(n_views, batch).clone()
@@ -379,8 +470,28 @@ def draw_view_sources(index: torch.Tensor, n_samples: int, n_views: int, *, n_re
 
 
 def blocked_views(views: torch.Tensor) -> torch.Tensor:
-    """Collated multi-view batch (B, V, ...) -> (V·B, ...) in the blocked layout: row v·B + b is
-    view v of sample b."""
+    """A collated multi-view batch in the blocked layout: row v·B + b is view v of sample b.
+
+    Parameters
+    ----------
+    views : torch.Tensor
+        (B, V, ...).
+
+    Returns
+    -------
+    torch.Tensor
+        (V·B, ...).
+
+    Raises
+    ------
+    ValueError
+        When ``views`` has fewer than two dimensions.
+
+    Examples
+    --------
+    >>> blocked_views(torch.tensor([[1, 2], [3, 4]])).tolist()
+    [1, 3, 2, 4]
+    """
     if views.ndim < 2:
         raise ValueError(f"views must have shape (B, V, ...), got {tuple(views.shape)}")
     return views.transpose(0, 1).reshape(views.shape[0] * views.shape[1], *views.shape[2:])
@@ -477,8 +588,6 @@ def _load_digits_domains(root: Path, split: str, download: bool, *,
 
 def _load_clutter_digits(root: Path, split: str, download: bool, *, seed: int = 0, renderings: int = 8,
                          holdout_domain: Optional[str] = None) -> ImageDataset:
-    from .clutter import CLUTTER_DOMAINS, cached_clutter_digits
-
     check_int("seed", seed, 0)
     check_int("renderings", renderings, 2)
     held_out = None if holdout_domain is None else _domain_index("clutter_digits", CLUTTER_DOMAINS, holdout_domain)
@@ -724,11 +833,42 @@ _SPLITS: dict[str, Optional[tuple[str, ...]]] = {
 
 def load_dataset(name: str, split: str = "train", root: Union[str, os.PathLike, None] = None,
                  download: bool = False, **options) -> ImageDataset:
-    """Load dataset ``name`` (one of ``DATASETS``); see the module docstring for options and layouts.
+    """Load a dataset by name; see the module docstring for the names, options and layouts.
 
-    Raises ``ValueError`` for unknown names/splits/option values, ``TypeError`` for unknown options and
-    arguments of the wrong type, :class:`DatasetNotFoundError` for missing files and
-    :class:`DatasetCorruptError` for unparsable ones.
+    Parameters
+    ----------
+    name : str
+        One of :data:`DATASETS`.
+    split : str, default "train"
+        ``"train"`` or ``"test"`` (``stl10`` also ``"unlabeled"`` and ``"train+unlabeled"``).
+    root : str or os.PathLike, optional
+        The data directory (:func:`data_root`).
+    download : bool, default False
+        Let torchvision download a missing dataset (CIFAR, SVHN, STL-10).
+    **options
+        The dataset's options (``holdout_domain``, ``image_size``, ``seed``, ``renderings``, ``corruption``,
+        ``severity``, ``folder``, ``dataset``).
+
+    Returns
+    -------
+    ImageDataset
+
+    Raises
+    ------
+    TypeError
+        For unknown options and arguments of the wrong type.
+    ValueError
+        For unknown names, splits and option values.
+    DatasetNotFoundError
+        When the files are missing (also a ``ValueError``).
+    DatasetCorruptError
+        When they cannot be parsed (also a ``ValueError``).
+
+    Examples
+    --------
+    >>> test = load_dataset("digits", "test")
+    >>> len(test), tuple(test.images.shape[1:])
+    (451, (3, 32, 32))
     """
     if not isinstance(name, str):
         fail("name", name, "a str", TypeError)

@@ -13,10 +13,9 @@
 """
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
+from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -24,6 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..validation import check_int, check_positive, check_real, check_sequence
+from .data import MultiViewDataset
+from .threads import iterate_loader
 
 __all__ = [
     "ProbeResult",
@@ -39,8 +40,6 @@ __all__ = [
     "heldout_domain_accuracy",
     "evaluate_features",
     "evaluate_encoder",
-    "iterate_loader",
-    "limit_threads",
 ]
 
 DEFAULT_CS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
@@ -50,7 +49,17 @@ Device = Union[str, torch.device]
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """Test accuracy of the refit probe, the selected ``C`` and its accuracy on the held-out split."""
+    """Outcome of :func:`linear_probe`.
+
+    Parameters
+    ----------
+    accuracy : float
+        Test accuracy of the probe refit on all of train with the selected ``C``.
+    C : float
+        The selected inverse regularisation strength.
+    val_accuracy : float
+        Accuracy of the selected ``C`` on the held-out part of train.
+    """
 
     accuracy: float
     C: float
@@ -107,10 +116,37 @@ class _FrozenEval:
 def extract_features(
     encoder: nn.Module, dataset, batch_size: int = 256, device: Device = "cpu"
 ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
-    """Features of every image of ``dataset`` in order: ``(features (N, D) fp32 on CPU, labels, domains)``.
+    """Features of every image of ``dataset``, in order, from the frozen encoder without augmentation.
 
-    The encoder runs in eval mode under ``torch.no_grad`` (its mode is restored afterwards);
-    ``domains`` is ``None`` when the dataset has none.
+    The encoder runs in eval mode under ``torch.no_grad`` (its mode is restored afterwards) on the images
+    scaled to [0, 1] and normalised with the dataset's ``mean`` and ``std``.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module
+        Maps images (B, C, H, W) to features.
+    dataset : gcalib.pretrain.data.ImageDataset
+        uint8 images with ``labels``, ``mean``, ``std`` and optional ``domains``.
+    batch_size : int, default 256
+        Images per forward pass.
+    device : str or torch.device, default "cpu"
+        Where the encoder runs.
+
+    Returns
+    -------
+    features : torch.Tensor
+        (N, D) fp32 on the CPU.
+    labels : torch.Tensor
+        (N,) int64 class ids.
+    domains : torch.Tensor or None
+        (N,) int64 domain ids, ``None`` when the dataset has none.
+
+    Raises
+    ------
+    TypeError
+        When the dataset lacks ``mean``/``std`` or its images are not uint8.
+    ValueError
+        When the dataset is empty or ``batch_size`` < 1.
     """
     check_int("batch_size", batch_size, 1)
     normalise = _normaliser(dataset)
@@ -136,15 +172,44 @@ def extract_view_features(
     workers: int = 0,
     rendered: bool = False,
 ) -> torch.Tensor:
-    """Features of ``n_views`` augmented views of every image: a tensor (n_views, N, D) on CPU.
+    """Features of ``n_views`` augmented views of every image of ``dataset``.
 
-    With ``rendered`` the views are ``n_views`` distinct renderings of each sample (``dataset.renderings``),
-    each augmented, as in pretraining with ``views="rendered"``. The random draws happen under ``seed``
-    (in ``workers`` loader processes seeded from it, or in this process inside a forked RNG), so the caller's
-    RNG state is unchanged.
+    The random draws happen under ``seed`` (in ``workers`` loader processes seeded from it, or in this
+    process inside a forked RNG), so the caller's RNG state is unchanged.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module
+        Maps images (B, C, H, W) to features; run in eval mode without gradients.
+    dataset : gcalib.pretrain.data.ImageDataset
+        The images.
+    view_transform : callable
+        A random view: uint8 image (C, H, W) → normalised float image
+        (:func:`gcalib.pretrain.augment.make_view_transform`).
+    n_views : int, default 2
+        Views per image.
+    batch_size : int, default 256
+        Images per forward pass.
+    device : str or torch.device, default "cpu"
+        Where the encoder runs.
+    seed : int, default 0
+        Seed of the view draws.
+    workers : int, default 0
+        DataLoader worker processes.
+    rendered : bool, default False
+        Draw the views from ``n_views`` distinct renderings of each sample (``dataset.renderings``), each
+        augmented, as in pretraining with ``views="rendered"``.
+
+    Returns
+    -------
+    torch.Tensor
+        (n_views, N, D) fp32 on the CPU.
+
+    Raises
+    ------
+    ValueError
+        When ``rendered`` is set and the dataset has no renderings, or ``batch_size`` < 1.
     """
-    from .data import MultiViewDataset
-
     check_int("batch_size", batch_size, 1)
     renderings = getattr(dataset, "renderings", None) if rendered else None
     if rendered and renderings is None:
@@ -161,33 +226,6 @@ def extract_view_features(
             flat = batch.transpose(0, 1).reshape(v * b, *batch.shape[2:]).to(device)
             chunks.append(encoder(flat).float().flatten(1).cpu().view(v, b, -1))
     return torch.cat(chunks, dim=1)
-
-
-@contextlib.contextmanager
-def limit_threads(n: Optional[int]) -> Iterator[None]:
-    """Run the block with torch limited to ``n`` intra-op threads (``None``: unchanged), then restore.
-
-    Per-image transforms and other many-small-op work run many times faster on one thread, above all on
-    a busy machine where waiting for a second thread dominates."""
-    threads = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def iterate_loader(loader: torch.utils.data.DataLoader) -> Iterator:
-    """Iterate ``loader``; when it has no worker processes, each batch is produced under
-    ``limit_threads(1)`` (see :func:`limit_threads`), the caller's computation keeps its threads."""
-    iterator = iter(loader)
-    while True:
-        with limit_threads(1 if loader.num_workers == 0 else None):
-            batch = next(iterator, None)
-        if batch is None:
-            return
-        yield batch
 
 
 def _as_features(name: str, x) -> torch.Tensor:
@@ -251,8 +289,35 @@ def linear_probe(
 
     A fraction ``val_fraction`` of the train features (stratified when every class has two or more
     samples) is held out; for each ``C`` in ``Cs`` a probe (standardiser + logistic regression) is fit on
-    the rest and scored on the held-out part. The best ``C`` (smallest on ties) is refit on all of train
-    and scored once on test. Only features are used, so the encoder cannot change.
+    the rest and scored on the held-out part. The best ``C`` (the first of ``Cs`` on ties) is refit on all
+    of train and scored once on test. Only features are used, so the encoder cannot change.
+
+    Parameters
+    ----------
+    train_features, test_features : torch.Tensor or array_like
+        Finite float features (N, D) of the same width D.
+    train_labels, test_labels : torch.Tensor or array_like
+        Non-negative integer class ids (N,); train needs at least two classes.
+    Cs : sequence of float, default :data:`DEFAULT_CS`
+        Candidate inverse regularisation strengths, each > 0.
+    val_fraction : float, default 0.2
+        Fraction of train held out for selecting ``C``, in (0, 1).
+    seed : int, default 0
+        Seed of the held-out split.
+    max_iter : int, default 1000
+        Iterations of the logistic regression solver.
+
+    Returns
+    -------
+    ProbeResult
+
+    Raises
+    ------
+    TypeError
+        When labels are not integer tensors.
+    ValueError
+        For features that are not finite 2-d floats, mismatched shapes, negative labels, a single class,
+        or out-of-range ``Cs``/``val_fraction``.
     """
     from sklearn.model_selection import train_test_split
 
@@ -283,8 +348,39 @@ def knn_accuracy(
     temperature: float = 0.07,
     chunk_size: int = 1024,
 ) -> float:
-    """Weighted cosine kNN: each test point takes the class maximising ``Σ_{i∈topk} exp(sim_i/τ)·[y_i = c]``;
-    ``1 <= k <=`` the number of train features."""
+    """Weighted cosine kNN accuracy: a test point takes the class maximising ``Σ_{i∈topk} exp(sim_i/τ)·[y_i = c]``.
+
+    Parameters
+    ----------
+    train_features, test_features : torch.Tensor or array_like
+        Finite float features (N, D) of the same width D.
+    train_labels, test_labels : torch.Tensor or array_like
+        Non-negative integer class ids (N,).
+    k : int, default 20
+        Neighbours that vote, ``1 <= k <=`` the number of train features.
+    temperature : float, default 0.07
+        τ of the vote weights, > 0.
+    chunk_size : int, default 1024
+        Test points scored at once.
+
+    Returns
+    -------
+    float
+        The fraction of test points classified correctly.
+
+    Raises
+    ------
+    TypeError
+        When labels are not integer tensors.
+    ValueError
+        For bad features or labels, or ``k``, ``temperature`` or ``chunk_size`` out of range.
+
+    Examples
+    --------
+    >>> train = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    >>> knn_accuracy(train, torch.tensor([0, 0, 1, 1]), torch.tensor([[1.0, 0.2]]), torch.tensor([0]), k=2)
+    1.0
+    """
     xtr, ytr, xte, yte = _check_pair(train_features, train_labels, test_features, test_labels)
     check_int("k", k, 1, len(xtr))
     check_positive("temperature", temperature)
@@ -302,7 +398,28 @@ def knn_accuracy(
 
 
 def alignment(z1, z2) -> float:
-    """``E‖z₁ − z₂‖²`` over rows, after L2-normalising each row (rows of z1 and z2 are positive pairs)."""
+    """Alignment ``E‖z₁ − z₂‖²`` over rows, after L2-normalising each row (Wang & Isola, 2020).
+
+    Parameters
+    ----------
+    z1, z2 : torch.Tensor or array_like
+        Finite float features (N, D) of the same shape; row i of each is a positive pair.
+
+    Returns
+    -------
+    float
+        The mean squared distance, in [0, 4].
+
+    Raises
+    ------
+    ValueError
+        When the inputs are not finite 2-d float arrays of the same shape.
+
+    Examples
+    --------
+    >>> alignment(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 2.0]]))
+    2.0
+    """
     a, b = _as_features("z1", z1), _as_features("z2", z2)
     if a.shape != b.shape:
         raise ValueError(f"z1 and z2 must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
@@ -311,7 +428,32 @@ def alignment(z1, z2) -> float:
 
 
 def uniformity(z, t: float = 2.0, chunk_size: int = 2048) -> float:
-    """``log mean_{i≠j} exp(−t‖z_i − z_j‖²)`` over distinct rows, after L2-normalising each row."""
+    """Uniformity ``log mean_{i≠j} exp(−t‖z_i − z_j‖²)`` over distinct rows, after L2-normalising each row.
+
+    Parameters
+    ----------
+    z : torch.Tensor or array_like
+        Finite float features (N, D) with N >= 2.
+    t : float, default 2.0
+        Scale of the Gaussian potential, > 0.
+    chunk_size : int, default 2048
+        Rows compared at once.
+
+    Returns
+    -------
+    float
+        The uniformity, in [−4t, 0] (lower: more uniform on the sphere).
+
+    Raises
+    ------
+    ValueError
+        When ``z`` has fewer than two rows or is not finite, or ``t``/``chunk_size`` are out of range.
+
+    Examples
+    --------
+    >>> uniformity(torch.tensor([[1.0, 0.0], [-1.0, 0.0]]))
+    -8.0
+    """
     x = _as_features("z", z)
     if len(x) < 2:
         raise ValueError(f"z must have at least two rows, got {len(x)}")
@@ -331,14 +473,59 @@ def uniformity(z, t: float = 2.0, chunk_size: int = 2048) -> float:
 
 
 def domain_accuracy(train_features, train_domains, test_features, test_domains, **probe_options) -> ProbeResult:
-    """The linear probe of :func:`linear_probe` predicting domain labels instead of classes."""
+    """The linear probe of :func:`linear_probe` predicting domain labels instead of classes.
+
+    Parameters
+    ----------
+    train_features, test_features : torch.Tensor or array_like
+        Features (N, D).
+    train_domains, test_domains : torch.Tensor or array_like
+        Non-negative integer domain ids (N,).
+    **probe_options
+        ``Cs``, ``val_fraction``, ``seed``, ``max_iter`` of :func:`linear_probe`.
+
+    Returns
+    -------
+    ProbeResult
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`linear_probe`.
+    """
     return linear_probe(train_features, train_domains, test_features, test_domains, **probe_options)
 
 
 def heldout_domain_accuracy(
     train_features, train_labels, train_domains, test_features, test_labels, test_domains, domain: int, **probe_options
 ) -> ProbeResult:
-    """Class probe trained on the train samples *not* in ``domain``, tested on the test samples *in* it."""
+    """Accuracy on one domain of the class probe trained on the other domains.
+
+    The probe (:func:`linear_probe`) is trained on the train samples *not* in ``domain`` and tested on the
+    test samples *in* it.
+
+    Parameters
+    ----------
+    train_features, test_features : torch.Tensor or array_like
+        Features (N, D).
+    train_labels, test_labels : torch.Tensor or array_like
+        Integer class ids (N,).
+    train_domains, test_domains : torch.Tensor or array_like
+        Non-negative integer domain ids (N,).
+    domain : int
+        The held-out domain id.
+    **probe_options
+        ``Cs``, ``val_fraction``, ``seed``, ``max_iter`` of :func:`linear_probe`.
+
+    Returns
+    -------
+    ProbeResult
+
+    Raises
+    ------
+    ValueError
+        When no test sample is in ``domain`` or every train sample is, and as :func:`linear_probe`.
+    """
     tr_dom = _as_labels("train_domains", train_domains, len(train_features))
     te_dom = _as_labels("test_domains", test_domains, len(test_features))
     keep_tr, keep_te = tr_dom != domain, te_dom == domain
@@ -362,20 +549,43 @@ def evaluate_features(
     ks: Optional[Sequence[int]] = None,
     domain_names: Optional[Sequence[str]] = None,
     seed: int = 0,
+    Cs: Sequence[float] = DEFAULT_CS,
 ) -> dict:
     """All metrics from extracted features ``(features, labels, domains)`` of train and test.
 
-    ``ks=None`` means the k of :data:`DEFAULT_KS` that do not exceed the number of train features (or
-    that number, when it is below all of them); explicit ``ks`` must all fit.
+    Parameters
+    ----------
+    train, test : tuple
+        ``(features (N, D), labels (N,), domains (N,) or None)``, as :func:`extract_features` returns them.
+    test_views : torch.Tensor, optional
+        Features (V >= 2, N, D) of augmented views of the test images (:func:`extract_view_features`); the
+        alignment is measured between views 1 and 2.
+    ks : sequence of int, optional
+        The k of the kNN accuracies; by default the k of :data:`DEFAULT_KS` that do not exceed the number of
+        train features (or that number, when it is below all of them). Explicit ``ks`` must all fit.
+    domain_names : sequence of str, optional
+        Names of the domain ids, for ``heldout_domain_acc_per_domain`` (default: the ids as str).
+    seed : int, default 0
+        Seed of the probes' held-out splits.
+    Cs : sequence of float, default :data:`DEFAULT_CS`
+        The grid from which every probe selects its ``C`` (:func:`linear_probe`).
 
-    Keys: ``linear_acc``, ``linear_C``, ``knn_acc`` (first k), ``knn_acc_k{k}`` for each k,
-    ``uniformity`` (test features), ``alignment`` when ``test_views`` (V ≥ 2, N, D) is given (views 1 and 2),
-    and, when both splits carry domain ids, ``heldout_domain_acc`` (mean over the test domains of the class
-    probe trained on the other domains) with ``heldout_domain_acc_per_domain``, and ``domain_acc`` when
-    train has two or more domains and every test domain is among them.
+    Returns
+    -------
+    dict
+        ``linear_acc``, ``linear_C``, ``knn_acc`` (first k), ``knn_acc_k{k}`` for each k, ``uniformity``
+        (test features), ``alignment`` when ``test_views`` is given, and, when both splits carry domain ids,
+        ``heldout_domain_acc`` (mean over the test domains of the class probe trained on the other domains)
+        with ``heldout_domain_acc_per_domain``, and ``domain_acc`` when train has two or more domains and
+        every test domain is among them.
+
+    Raises
+    ------
+    ValueError
+        When ``ks`` is empty or a k exceeds the train features, and as :func:`linear_probe`.
     """
     (xtr, ytr, dtr), (xte, yte, dte) = train, test
-    probe = linear_probe(xtr, ytr, xte, yte, seed=seed)
+    probe = linear_probe(xtr, ytr, xte, yte, seed=seed, Cs=Cs)
     metrics: dict = {"linear_acc": probe.accuracy, "linear_C": probe.C}
     ks = (tuple(k for k in DEFAULT_KS if k <= len(xtr)) or (len(xtr),)) if ks is None else tuple(ks)
     if not ks:
@@ -390,12 +600,13 @@ def evaluate_features(
         train_domains, test_domains = set(torch.unique(dtr).tolist()), set(torch.unique(dte).tolist())
         # A domain probe can only be scored on domains it was trained on (not so for a held-out-domain split).
         if len(train_domains) > 1 and test_domains <= train_domains:
-            metrics["domain_acc"] = domain_accuracy(xtr, dtr, xte, dte, seed=seed).accuracy
+            metrics["domain_acc"] = domain_accuracy(xtr, dtr, xte, dte, seed=seed, Cs=Cs).accuracy
         per_domain = {}
         for d in sorted(test_domains):
             if train_domains - {d}:
                 name = domain_names[d] if domain_names is not None else str(d)
-                per_domain[name] = heldout_domain_accuracy(xtr, ytr, dtr, xte, yte, dte, d, seed=seed).accuracy
+                per_domain[name] = heldout_domain_accuracy(xtr, ytr, dtr, xte, yte, dte, d, seed=seed,
+                                                           Cs=Cs).accuracy
         if per_domain:
             metrics["heldout_domain_acc"] = float(np.mean(list(per_domain.values())))
             metrics["heldout_domain_acc_per_domain"] = per_domain
@@ -414,10 +625,44 @@ def evaluate_encoder(
     seed: int = 0,
     workers: int = 0,
     rendered: bool = False,
+    Cs: Sequence[float] = DEFAULT_CS,
 ) -> dict:
-    """Extract frozen features of both splits (and two augmented views of test when ``view_transform`` is
-    given, for the alignment; two renderings of each test sample, each augmented, with ``rendered``) and
-    return :func:`evaluate_features`' metrics."""
+    """Extract the frozen encoder's features of both splits and return :func:`evaluate_features`' metrics.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module
+        The encoder to evaluate (its mode is restored afterwards).
+    train_set, test_set : gcalib.pretrain.data.ImageDataset
+        The splits the probes are trained and scored on.
+    view_transform : callable, optional
+        With a view transform, two augmented views of every test image are encoded for the alignment
+        (:func:`extract_view_features`).
+    ks : sequence of int, optional
+        The k of the kNN accuracies (see :func:`evaluate_features`).
+    batch_size : int, default 256
+        Images per forward pass.
+    device : str or torch.device, default "cpu"
+        Where the encoder runs.
+    seed : int, default 0
+        Seed of the view draws and of the probes' held-out splits.
+    workers : int, default 0
+        DataLoader worker processes for the views.
+    rendered : bool, default False
+        Draw the two views from two renderings of each test sample (:func:`extract_view_features`).
+    Cs : sequence of float, default :data:`DEFAULT_CS`
+        The probes' grid of ``C``.
+
+    Returns
+    -------
+    dict
+        The metrics of :func:`evaluate_features`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`extract_features`, :func:`extract_view_features` and :func:`evaluate_features`.
+    """
     train = extract_features(encoder, train_set, batch_size, device)
     test = extract_features(encoder, test_set, batch_size, device)
     views = None
@@ -425,5 +670,5 @@ def evaluate_encoder(
         views = extract_view_features(encoder, test_set, view_transform, 2, batch_size, device, seed, workers,
                                       rendered)
     return evaluate_features(
-        train, test, test_views=views, ks=ks, domain_names=getattr(test_set, "domain_names", None), seed=seed
+        train, test, test_views=views, ks=ks, domain_names=getattr(test_set, "domain_names", None), seed=seed, Cs=Cs
     )

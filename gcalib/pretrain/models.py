@@ -20,9 +20,23 @@ ARCHS = ("resnet18", "resnet50", "small_cnn")
 
 
 class SmallCNN(nn.Module):
-    """Four 3×3 conv-BN-ReLU blocks of widths ``(w, 2w, 4w, 8w)``; the first three end in 2×2
-    max-pooling, the last in global average pooling, so ``feature_dim = 8w`` (128 for w = 16).
-    About 4 M multiply-adds per 32×32 image."""
+    """Four 3×3 conv-BN-ReLU blocks of widths ``(w, 2w, 4w, 8w)``, pooled to a ``feature_dim = 8w`` vector.
+
+    The first three blocks end in 2×2 max-pooling, the last in global average pooling (128 features for
+    w = 16). About 4 M multiply-adds per 32×32 image.
+
+    Parameters
+    ----------
+    in_channels : int, default 3
+        Image channels, >= 1.
+    width : int, default 16
+        w, the width of the first block, >= 1.
+
+    Raises
+    ------
+    TypeError, ValueError
+        When an argument is not an int >= 1.
+    """
 
     def __init__(self, in_channels: int = 3, width: int = 16) -> None:
         super().__init__()
@@ -39,6 +53,18 @@ class SmallCNN(nn.Module):
         self.feature_dim = widths[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Features of the images ``x``.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Images (N, in_channels, H, W).
+
+        Returns
+        -------
+        torch.Tensor
+            Features (N, feature_dim).
+        """
         return torch.flatten(self.features(x), 1)
 
 
@@ -54,7 +80,31 @@ def _cifar_resnet(arch: str, in_channels: int) -> nn.Module:
 
 
 def make_encoder(arch: str, in_channels: int = 3) -> nn.Module:
-    """Build an encoder by name; the module has ``feature_dim`` and maps (B, C, H, W) → (B, feature_dim)."""
+    """A freshly initialised encoder by name.
+
+    Parameters
+    ----------
+    arch : {"resnet18", "resnet50", "small_cnn"}
+        The architecture (:data:`ARCHS`).
+    in_channels : int, default 3
+        Image channels, >= 1.
+
+    Returns
+    -------
+    torch.nn.Module
+        Maps images (B, C, H, W) to features (B, feature_dim); its ``feature_dim`` attribute gives the width.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``arch`` or ``in_channels`` < 1.
+
+    Examples
+    --------
+    >>> encoder = make_encoder("small_cnn")
+    >>> encoder.feature_dim, tuple(encoder(torch.zeros(2, 3, 32, 32)).shape)
+    (128, (2, 128))
+    """
     check_int("in_channels", in_channels, 1)
     check_choice("arch", arch, ARCHS)
     if arch == "small_cnn":
@@ -63,7 +113,22 @@ def make_encoder(arch: str, in_channels: int = 3) -> nn.Module:
 
 
 class Projector(nn.Module):
-    """SimCLR projection head ``Linear(in, hidden) → BatchNorm1d → ReLU → Linear(hidden, out)``."""
+    """SimCLR projection head ``Linear(in, hidden) → BatchNorm1d → ReLU → Linear(hidden, out)``.
+
+    Parameters
+    ----------
+    in_dim : int
+        Width of the encoder's features, >= 1.
+    hidden_dim : int, default 2048
+        Hidden width, >= 1.
+    out_dim : int, default 128
+        Width of the projections, >= 1.
+
+    Raises
+    ------
+    TypeError, ValueError
+        When a width is not an int >= 1.
+    """
 
     def __init__(self, in_dim: int, hidden_dim: int = 2048, out_dim: int = 128) -> None:
         super().__init__()
@@ -79,4 +144,16 @@ class Projector(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Projections of the features ``x``.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Features (N, in_dim).
+
+        Returns
+        -------
+        torch.Tensor
+            Projections (N, out_dim).
+        """
         return self.net(x)

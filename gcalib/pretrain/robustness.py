@@ -16,9 +16,10 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
-from .compare import DEFAULT_COMPARE_LOSSES, compare, mean_std_text
+from .compare import DEFAULT_COMPARE_LOSSES, compare
 from .config import PretrainConfig
-from .trainer import write_json
+from .run_files import read_json, write_json
+from .tables import markdown_table, mean_std_text
 
 __all__ = ["ROBUSTNESS_SETTINGS", "robustness", "robustness_table", "load_robustness"]
 
@@ -36,9 +37,9 @@ def _saved(where: Path, record: dict) -> Optional[dict]:
     """The comparison saved in ``where`` if its ``setting.json`` equals ``record`` (config, losses, seeds)."""
     if not (where / "setting.json").is_file() or not (where / "compare.json").is_file():
         return None
-    if json.loads((where / "setting.json").read_text()) != json.loads(json.dumps(record, default=str)):
+    if read_json(where / "setting.json") != json.loads(json.dumps(record, default=str)):
         return None
-    return json.loads((where / "compare.json").read_text())
+    return read_json(where / "compare.json")
 
 
 def robustness(
@@ -50,12 +51,40 @@ def robustness(
     *,
     verbose: bool = True,
 ) -> dict:
-    """Compare ``losses`` over ``seeds`` with ``config`` changed by each setting (default
-    :data:`ROBUSTNESS_SETTINGS`; a setting maps :class:`gcalib.pretrain.config.PretrainConfig` fields to values).
+    """Compare ``losses`` over ``seeds`` with ``config`` changed by each setting (see the module docstring).
 
-    Returns ``{"dataset", "losses", "seeds", "settings": {name: fields}, "runs": {name: {method: [metrics per
-    seed]}}}``, the reference rows ``random-init`` and ``raw-pixels`` included.
+    Parameters
+    ----------
+    config : PretrainConfig
+        The settings every comparison starts from.
+    settings : dict of str to dict, optional
+        Setting name → :class:`gcalib.pretrain.config.PretrainConfig` fields to replace; default
+        :data:`ROBUSTNESS_SETTINGS`.
+    losses : sequence of str, default :data:`gcalib.pretrain.compare.DEFAULT_COMPARE_LOSSES`
+        The methods (:func:`gcalib.pretrain.compare.method_names`).
+    seeds : sequence of int, default (0, 1, 2)
+        Distinct seeds >= 0.
+    out_dir : str, os.PathLike or None, default None
+        Where each setting's comparison, ``setting.json`` and the grid's ``robustness.json`` go; settings
+        already saved there with the same configuration are read back.
+    verbose : bool, default True
+        Print a line per setting and per run.
 
+    Returns
+    -------
+    dict
+        ``{"dataset", "losses", "seeds", "settings": {name: fields}, "runs": {name: {method: [metrics per
+        seed]}}}``, the reference rows ``random-init`` and ``raw-pixels`` included.
+
+    Raises
+    ------
+    TypeError
+        When ``config`` is not a :class:`PretrainConfig`.
+    ValueError
+        When ``settings`` is empty, and for every problem :func:`gcalib.pretrain.compare.compare` finds.
+
+    Examples
+    --------
     >>> sorted(ROBUSTNESS_SETTINGS["corrupt_0.4"].items())
     [('corrupt_pairs', 0.4)]
     """
@@ -88,17 +117,50 @@ def robustness(
 
 
 def load_robustness(path: Union[str, Path]) -> dict:
-    """A grid written by :func:`robustness` (``robustness.json``)."""
-    return json.loads(Path(path).read_text())
+    """A grid written by :func:`robustness` (its ``robustness.json``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    dict
+        The grid, as :func:`robustness` returns it.
+
+    Raises
+    ------
+    ValueError
+        When the file is not JSON or not such a grid (it lacks ``settings`` or ``runs``).
+    OSError
+        When the file cannot be read.
+    """
+    grid = read_json(path)
+    missing = [key for key in ("settings", "runs") if not isinstance(grid, dict) or key not in grid]
+    if missing:
+        raise ValueError(f"{path} is not a robustness.json written by gcalib.pretrain.robustness.robustness: "
+                         f"it lacks {missing}")
+    return grid
 
 
 def robustness_table(grid: Mapping[str, Any], metric: str = "linear_acc") -> str:
-    """Markdown table of ``metric``: one row per method (reference rows last), one column per setting,
-    mean ± sample std over seeds."""
+    """A Markdown table of ``metric``: one row per method (reference rows last), one column per setting.
+
+    Parameters
+    ----------
+    grid : dict
+        A grid of :func:`robustness` or :func:`load_robustness`.
+    metric : str, default "linear_acc"
+        A key of the runs' metrics.
+
+    Returns
+    -------
+    str
+        Each cell the mean ± sample std over seeds (:func:`gcalib.pretrain.tables.mean_std_text`); ``-`` where
+        a method did not run in a setting.
+    """
     names = list(grid["runs"])
     methods = list(dict.fromkeys(m for runs in grid["runs"].values() for m in runs))
-    lines = ["| method | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    for method in methods:
-        cells = [mean_std_text([m.get(metric) for m in grid["runs"][name].get(method, [])]) for name in names]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    rows = [[method] + [mean_std_text([m.get(metric) for m in grid["runs"][name].get(method, [])]) for name in names]
+            for method in methods]
+    return markdown_table(["method", *names], rows)

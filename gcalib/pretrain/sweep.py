@@ -6,34 +6,40 @@ where (α, β) follow from d by :func:`alpha_beta`:
 
     α = base + max(d, 0),   β = base + max(−d, 0)      (so α − β = d and min(α, β) = base).
 
-Each frozen encoder is evaluated by :func:`evaluate_run` with :mod:`gcalib.pretrain.evaluate`'s probes: class
-accuracy (linear probe), domain accuracy (the same probe on domain labels) and held-out-domain
-class accuracy (the class probe trained on the other domains, tested on one domain; mean over domains).
+Each frozen encoder is evaluated by :func:`gcalib.pretrain.evaluate.evaluate_encoder`: class accuracy (linear
+probe), domain accuracy (the same probe on domain labels) and held-out-domain class accuracy (the class probe
+trained on the other domains, tested on one domain; mean over domains).
 The encoder saw every domain, unlabelled, during pretraining; the held-out domain is held out from the
 probe. The result holds one row per run, the mean ± sample std over seeds per d, the Spearman rank
 correlation between d and the mean domain accuracy, the spread (max − min) of the mean class accuracy,
 and the reference: the same metrics of a randomly initialised encoder of the same architecture (the
 initial weights of the first seed's runs).
-:meth:`SweepResult.save` writes ``sweep.json``, ``sweep.txt`` (the table) and ``sweep.png``.
+:meth:`SweepResult.save` writes ``sweep.json``, ``sweep.txt`` (the table) and ``sweep.png``;
+:meth:`SweepResult.load` reads a ``sweep.json`` back.
 
-``python -m gcalib domain-sweep`` runs it from the command line (:func:`register`).
+``python -m gcalib domain-sweep`` runs it from the command line (:mod:`gcalib.cli`).
 """
 from __future__ import annotations
 
-import argparse
-import functools
-import json
 import math
-import re
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
+import torch
 
-from ..validation import check_bool, check_int, check_nonnegative, check_positive, check_real, check_sequence
+from ..validation import check_bool, check_nonnegative, check_positive, check_real, check_sequence
+from .config import RESUME_FREE_FIELDS, PretrainConfig
+from .data import ImageDataset, load_dataset
+from .evaluate import DEFAULT_CS, evaluate_encoder
+from .experiment import ExperimentResult, check_seeds
+from .figures import pyplot
+from .models import make_encoder
+from .run_files import read_json, write_json
+from .tables import mean_std, plus_minus, text_table
+from .trainer import PreparedRun, prepare, pretrain
 
 __all__ = [
     "DEFAULT_ALPHA_MINUS_BETA",
@@ -43,10 +49,8 @@ __all__ = [
     "alpha_beta",
     "spearman",
     "domain_sweep",
-    "evaluate_run",
     "random_init_reference",
     "plot_sweep",
-    "register",
 ]
 
 DEFAULT_ALPHA_MINUS_BETA = (-0.5, -0.2, -0.1, 0.0, 0.1, 0.2, 0.5)
@@ -54,9 +58,11 @@ DEFAULT_ALPHA_MINUS_BETA = (-0.5, -0.2, -0.1, 0.0, 0.1, 0.2, 0.5)
 # defaults): sized so that the default sweep (7 values x 1 seed on clutter_digits) fits in 10 minutes on a
 # 2-core CPU.
 SWEEP_DEFAULTS: dict[str, Any] = {"epochs": 10, "checkpoint_every": 0}
-# (metric key of evaluate_run, label in tables and figures)
+# (metric key of evaluate_encoder, label in tables and figures)
 SWEEP_METRICS = (("domain_acc", "domain accuracy"), ("linear_acc", "class accuracy"),
                  ("heldout_domain_acc", "held-out-domain class accuracy"))
+# The metrics a run of the sweep records (and sweep_run.json holds).
+_RUN_METRICS = tuple(key for key, _ in SWEEP_METRICS) + ("heldout_domain_acc_per_domain",)
 # Key of each SWEEP_METRICS metric in the reference (the random-init encoder's metrics).
 _REFERENCE_KEYS = {"domain_acc": "domain_acc", "linear_acc": "class_acc", "heldout_domain_acc": "heldout_domain_acc"}
 # Fields the sweep sets itself; overriding them would break the sweep's meaning.
@@ -66,7 +72,33 @@ _RESERVED = ("dataset", "target", "alpha", "beta", "seed", "out_dir", "evaluate"
 def alpha_beta(alpha_minus_beta: float, base: float = 0.0) -> tuple[float, float]:
     """(α, β) for a value d of α − β: ``α = base + max(d, 0)``, ``β = base + max(−d, 0)``.
 
-    The smaller weight is ``base`` (≥ 0), so both are non-negative and ``α − β = d`` exactly.
+    The smaller weight is ``base``, so both are non-negative and ``α − β = d`` exactly.
+
+    Parameters
+    ----------
+    alpha_minus_beta : float
+        The difference d, a finite number.
+    base : float, default 0.0
+        The smaller of the two weights, >= 0.
+
+    Returns
+    -------
+    alpha : float
+        Weight of same-domain pairs.
+    beta : float
+        Weight of cross-domain pairs.
+
+    Raises
+    ------
+    TypeError
+        When an argument is not a real number.
+    ValueError
+        When ``alpha_minus_beta`` is not finite or ``base`` is negative.
+
+    Examples
+    --------
+    >>> alpha_beta(-0.2)
+    (0.0, 0.2)
     """
     d = check_real("alpha_minus_beta", alpha_minus_beta)
     base = check_nonnegative("base", base)
@@ -76,7 +108,25 @@ def alpha_beta(alpha_minus_beta: float, base: float = 0.0) -> tuple[float, float
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     """Spearman's rank correlation: the Pearson correlation of the ranks (ties get their mean rank).
 
-    NaN when either sequence is constant (no ranking to correlate).
+    Parameters
+    ----------
+    x, y : sequence of float
+        Paired values, of the same length >= 2.
+
+    Returns
+    -------
+    float
+        ρ in [−1, 1]; NaN when either sequence is constant (no ranking to correlate).
+
+    Raises
+    ------
+    ValueError
+        When the sequences are not 1-d, differ in length or are shorter than 2.
+
+    Examples
+    --------
+    >>> spearman([1, 2, 3], [10, 30, 20])
+    0.5
     """
     from scipy.stats import rankdata
 
@@ -88,29 +138,47 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     return float("nan") if denominator == 0 else float((rx * ry).sum() / denominator)
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value)."""
-    values = [float(v) for v in values]
-    mean = sum(values) / len(values)
-    if len(values) == 1:
-        return mean, 0.0
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-
-
 @dataclass
-class SweepResult:
-    """Outcome of :func:`domain_sweep`.
+class SweepResult(ExperimentResult):
+    """Outcome of :func:`domain_sweep`; :meth:`save` writes ``sweep.json``, ``sweep.txt`` and ``sweep.png``,
+    :meth:`load` reads a ``sweep.json`` back.
 
-    ``runs``: one dict per (α−β, seed) with ``alpha_minus_beta``, ``alpha``, ``beta``, ``seed``, the
-    :data:`SWEEP_METRICS`, ``heldout_domain_acc_per_domain``, ``train_time_s`` and ``reused``.
-    ``summary``: one dict per α−β (in sweep order) with ``alpha``, ``beta``, ``n_seeds`` and
-    ``<metric>_mean`` / ``<metric>_std`` (sample std over seeds; 0 with one seed).
-    ``spearman_domain``: rank correlation of α−β with the mean domain accuracy (NaN if constant);
-    ``spearman_heldout``: the same with the mean held-out-domain class accuracy.
-    ``class_acc_spread``: max − min of the mean class accuracy over α−β (a fraction, not points).
-    ``reference``: the random-init encoder's ``domain_acc``, ``class_acc`` (linear class accuracy),
-    ``heldout_domain_acc``, ``heldout_domain_acc_per_domain`` and its ``seed``.
+    Parameters
+    ----------
+    dataset : str
+        The dataset's name.
+    base : float
+        The smaller of α and β (:func:`alpha_beta`).
+    seeds : list of int
+        The seeds every value of α − β was trained with.
+    runs : list of dict
+        One dict per (α − β, seed) with ``alpha_minus_beta``, ``alpha``, ``beta``, ``seed``, the
+        :data:`SWEEP_METRICS`, ``heldout_domain_acc_per_domain``, ``train_time_s`` and ``reused``.
+    summary : list of dict
+        One dict per α − β (in sweep order) with ``alpha``, ``beta``, ``n_seeds`` and ``<metric>_mean`` /
+        ``<metric>_std`` (sample std over seeds; 0 with one seed).
+    spearman_domain : float
+        Rank correlation of α − β with the mean domain accuracy (NaN if constant).
+    spearman_heldout : float
+        The same with the mean held-out-domain class accuracy.
+    class_acc_spread : float
+        max − min of the mean class accuracy over α − β (a fraction, not points).
+    config : dict
+        The runs' shared config (without alpha, beta, seed, out_dir) and the probes' ``probe_Cs``.
+    total_time_s : float
+        Wall time of the sweep, in seconds.
+    reference : dict
+        The random-init encoder's ``domain_acc``, ``class_acc`` (linear class accuracy),
+        ``heldout_domain_acc``, ``heldout_domain_acc_per_domain`` and its ``seed``.
+    out_dir : pathlib.Path or None, default None
+        Where the result was saved.
+    files : dict, default {}
+        ``"json"``, ``"table"`` and ``"figure"`` → the files :meth:`save` wrote.
     """
+
+    JSON_NAME = "sweep.json"
+    JSON_KEYS = ("dataset", "base", "seeds", "runs", "summary", "spearman_domain", "spearman_heldout",
+                 "class_acc_spread", "reference", "config", "total_time_s", "table", "out_dir")
 
     dataset: str
     base: float
@@ -127,62 +195,65 @@ class SweepResult:
     files: dict = field(default_factory=dict)
 
     def table(self) -> str:
-        """Plain-text table: one row per α−β, mean ± std over seeds, a ``random-init`` row (the reference),
-        then the two acceptance numbers and the rank correlation of α−β with the held-out-domain accuracy."""
-        header = ["alpha-beta", "alpha", "beta", "seeds"] + [label for _, label in SWEEP_METRICS]
-        cells = [header]
+        """The sweep as a plain-text table: one row per α − β (mean ± std over seeds), a ``random-init`` row
+        (the reference), then the two acceptance numbers and the rank correlation of α − β with the
+        held-out-domain accuracy.
+
+        Returns
+        -------
+        str
+        """
+        rows = [["alpha-beta", "alpha", "beta", "seeds"] + [label for _, label in SWEEP_METRICS]]
         for row in self.summary:
-            cells.append([f"{row['alpha_minus_beta']:+.2f}", f"{row['alpha']:.2f}", f"{row['beta']:.2f}",
-                          str(row["n_seeds"])]
-                         + [f"{row[key + '_mean']:.3f} ± {row[key + '_std']:.3f}" for key, _ in SWEEP_METRICS])
-        cells.append(["random-init", "-", "-", "1"]
-                     + [f"{self.reference[_REFERENCE_KEYS[key]]:.3f}" for key, _ in SWEEP_METRICS])
-        widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-        lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        lines.append(f"Spearman(alpha-beta, domain accuracy) = {self.spearman_domain:.3f}; "
-                     f"class accuracy spread (max - min) = {100 * self.class_acc_spread:.1f} points")
-        lines.append(f"Spearman(alpha-beta, held-out-domain class accuracy) = {self.spearman_heldout:.3f}")
-        return "\n".join(lines)
+            rows.append([f"{row['alpha_minus_beta']:+.2f}", f"{row['alpha']:.2f}", f"{row['beta']:.2f}",
+                         str(row["n_seeds"])]
+                        + [plus_minus(row[key + "_mean"], row[key + "_std"]) for key, _ in SWEEP_METRICS])
+        rows.append(["random-init", "-", "-", "1"]
+                    + [f"{self.reference[_REFERENCE_KEYS[key]]:.3f}" for key, _ in SWEEP_METRICS])
+        return "\n".join([
+            text_table(rows, align="right"),
+            f"Spearman(alpha-beta, domain accuracy) = {self.spearman_domain:.3f}; "
+            f"class accuracy spread (max - min) = {100 * self.class_acc_spread:.1f} points",
+            f"Spearman(alpha-beta, held-out-domain class accuracy) = {self.spearman_heldout:.3f}",
+        ])
 
-    def to_dict(self) -> dict:
-        """JSON-ready dict of every field (paths as str)."""
-        return {"dataset": self.dataset, "base": self.base, "seeds": list(self.seeds), "runs": self.runs,
-                "summary": self.summary, "spearman_domain": self.spearman_domain,
-                "spearman_heldout": self.spearman_heldout,
-                "class_acc_spread": self.class_acc_spread, "reference": self.reference, "config": self.config,
-                "total_time_s": self.total_time_s,
-                "table": self.table().splitlines(),
-                "out_dir": None if self.out_dir is None else str(self.out_dir)}
-
-    def save(self, out_dir: Union[str, Path]) -> dict:
-        """Write ``sweep.json``, ``sweep.txt`` and ``sweep.png`` into ``out_dir``; return their paths."""
-        import matplotlib.pyplot as plt
-
-        from .trainer import write_json
-
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        self.out_dir = out
-        self.files = {"json": out / "sweep.json", "table": out / "sweep.txt", "figure": out / "sweep.png"}
-        (out / "sweep.txt").write_text(self.table() + "\n")
+    def _write_extra_files(self, out: Path) -> dict[str, Path]:
+        files = {"table": out / "sweep.txt", "figure": out / "sweep.png"}
+        files["table"].write_text(self.table() + "\n")
         ax = plot_sweep(self)
-        ax.figure.savefig(self.files["figure"], dpi=120, bbox_inches="tight")
-        plt.close(ax.figure)
-        write_json(self.to_dict(), self.files["json"])
-        return dict(self.files)
+        ax.figure.savefig(files["figure"], dpi=120, bbox_inches="tight")
+        pyplot().close(ax.figure)
+        return files
 
 
-def plot_sweep(result: SweepResult, ax=None):
-    """Domain, class and held-out-domain class accuracy versus α − β: mean over seeds with a ±1 std
-    band (the paper's figure), and each metric of the random-init reference as a dashed horizontal line
-    of the same colour. Returns the axes."""
-    import matplotlib.pyplot as plt
+def plot_sweep(result: SweepResult, ax: Any = None) -> Any:
+    """Domain, class and held-out-domain class accuracy versus α − β (the paper's figure).
 
+    Each metric is drawn as its mean over seeds with a ±1 std band, and the random-init reference's value
+    as a dashed horizontal line of the same colour.
+
+    Parameters
+    ----------
+    result : SweepResult
+        A sweep, e.g. of :func:`domain_sweep` or :meth:`SweepResult.load`.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure when omitted.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Raises
+    ------
+    TypeError
+        When ``result`` is not a :class:`SweepResult`.
+    ImportError
+        When matplotlib is not installed.
+    """
     if not isinstance(result, SweepResult):
         raise TypeError(f"result must be a SweepResult, got {type(result).__name__}")
     if ax is None:
-        _, ax = plt.subplots(figsize=(7.6, 3.8))
+        _, ax = pyplot().subplots(figsize=(7.6, 3.8))
     order = sorted(range(len(result.summary)), key=lambda i: result.summary[i]["alpha_minus_beta"])
     x = np.array([result.summary[i]["alpha_minus_beta"] for i in order])
     for (key, label), marker in zip(SWEEP_METRICS, "osd"):
@@ -211,25 +282,16 @@ def _check_values(alpha_minus_beta: Sequence[float]) -> list[float]:
     return values
 
 
-def check_seeds(seeds: Sequence[int]) -> list[int]:
-    """``seeds`` as a list of distinct ints >= 0 (a non-empty sequence)."""
-    seeds = check_sequence("seeds", seeds, lambda name, seed: check_int(name, seed, 0))
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds lists a seed twice: {seeds!r}")
-    return seeds
-
-
 def _run_name(d: float, seed: int) -> str:
     return f"amb{d:+.3f}_seed{seed}"
 
 
 def _reusable(run_dir: Path, config_dict: dict, probe_Cs: list) -> Optional[dict]:
     """The metrics saved in ``run_dir/sweep_run.json`` by a finished run with this config and probe grid,
-    else None (fields of :data:`gcalib.pretrain.config.RESUME_FREE_FIELDS` may differ: they do not change the numbers)."""
-    from .config import RESUME_FREE_FIELDS
-
+    else None (fields of :data:`gcalib.pretrain.config.RESUME_FREE_FIELDS` may differ: they do not change
+    the numbers)."""
     try:
-        saved = json.loads((run_dir / "sweep_run.json").read_text())
+        saved = read_json(run_dir / "sweep_run.json")
     except (OSError, ValueError):
         return None
     if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
@@ -246,52 +308,50 @@ def _reusable(run_dir: Path, config_dict: dict, probe_Cs: list) -> Optional[dict
     return metrics if all(key in metrics for key, _ in SWEEP_METRICS) else None
 
 
-def _distinct(ids) -> list[int]:
-    """Sorted distinct ids of a tensor, as Python ints."""
-    return sorted(set(int(i) for i in ids.tolist()))
+def _sweep_metrics(encoder: torch.nn.Module, train_set: ImageDataset, test_set: ImageDataset,
+                   device: torch.device, seed: int, probe_Cs: Sequence[float]) -> dict:
+    """The :data:`SWEEP_METRICS` and ``heldout_domain_acc_per_domain`` of :func:`evaluate_encoder`."""
+    metrics = evaluate_encoder(encoder, train_set, test_set, device=device, seed=seed, Cs=probe_Cs)
+    return {key: metrics[key] for key in _RUN_METRICS}
 
 
-def evaluate_run(encoder, train_set, test_set, *, device="cpu", seed: int = 0,
-                 probe_Cs: Optional[Sequence[float]] = None) -> dict:
-    """Sweep metrics of a frozen encoder (with :mod:`gcalib.pretrain.evaluate`'s probes):
-    ``linear_acc`` (class probe), ``domain_acc`` (domain probe), ``heldout_domain_acc`` (mean over test
-    domains of the class probe trained on the other domains' train samples, tested on that domain's test
-    samples) and ``heldout_domain_acc_per_domain`` (by domain name). ``probe_Cs``: the grid from which
-    each probe selects its ``C`` on a held-out part of train (default :data:`gcalib.pretrain.evaluate.DEFAULT_CS`)."""
-    from .evaluate import DEFAULT_CS, domain_accuracy, extract_features, heldout_domain_accuracy, linear_probe
+def random_init_reference(setup: PreparedRun, test_set: ImageDataset, seed: int,
+                          probe_Cs: Optional[Sequence[float]] = None) -> dict:
+    """The sweep's metrics of a randomly initialised encoder (the initial weights of a run with ``seed``).
 
-    probe = {"seed": seed, "Cs": tuple(DEFAULT_CS if probe_Cs is None else probe_Cs)}
+    The global RNG state is left unchanged.
 
-    (xtr, ytr, dtr), (xte, yte, dte) = (extract_features(encoder, s, device=device) for s in (train_set, test_set))
-    if dtr is None or dte is None or len(_distinct(dtr)) < 2:
-        raise ValueError("the sweep needs a dataset whose train split holds at least two domains")
-    names = getattr(test_set, "domain_names", None)
-    per_domain = {}
-    for d in _distinct(dte):
-        name = names[d] if names is not None else str(d)
-        per_domain[name] = heldout_domain_accuracy(xtr, ytr, dtr, xte, yte, dte, d, **probe).accuracy
-    return {"linear_acc": linear_probe(xtr, ytr, xte, yte, **probe).accuracy,
-            "domain_acc": domain_accuracy(xtr, dtr, xte, dte, **probe).accuracy,
-            "heldout_domain_acc": float(np.mean(list(per_domain.values()))),
-            "heldout_domain_acc_per_domain": per_domain}
+    Parameters
+    ----------
+    setup : gcalib.pretrain.trainer.PreparedRun
+        A prepared run: its ``config.arch``, train split and device are used.
+    test_set : gcalib.pretrain.data.ImageDataset
+        The evaluation split, with domains.
+    seed : int
+        Seed of the initial weights.
+    probe_Cs : sequence of float, optional
+        The probes' grid of ``C`` (default :data:`gcalib.pretrain.evaluate.DEFAULT_CS`).
 
-
-def random_init_reference(setup, test_set, seed: int, probe_Cs: Optional[Sequence[float]] = None) -> dict:
-    """:func:`evaluate_run` of a randomly initialised encoder of ``setup.config.arch`` (the initial weights of a
-    run with ``seed``), on ``setup``'s train split (a :class:`gcalib.pretrain.trainer.PreparedRun`) and ``test_set``:
-    ``{"seed", "domain_acc", "class_acc", "heldout_domain_acc", "heldout_domain_acc_per_domain"}``.
-    The global RNG state is left unchanged."""
-    import torch
-
-    from .models import make_encoder
-
+    Returns
+    -------
+    dict
+        ``{"seed", "domain_acc", "class_acc", "heldout_domain_acc", "heldout_domain_acc_per_domain"}``.
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         encoder = make_encoder(setup.config.arch, setup.train_set.num_channels).to(setup.device)
-    metrics = evaluate_run(encoder, setup.train_set, test_set, device=setup.device, seed=seed, probe_Cs=probe_Cs)
+    metrics = _sweep_metrics(encoder, setup.train_set, test_set, setup.device, seed,
+                             DEFAULT_CS if probe_Cs is None else probe_Cs)
     return {"seed": seed, "domain_acc": metrics["domain_acc"], "class_acc": metrics["linear_acc"],
             "heldout_domain_acc": metrics["heldout_domain_acc"],
             "heldout_domain_acc_per_domain": metrics["heldout_domain_acc_per_domain"]}
+
+
+def _check_two_domains(train_set: ImageDataset, dataset: str) -> None:
+    domains = getattr(train_set, "domains", None)
+    if domains is None or len(torch.unique(torch.as_tensor(domains))) < 2:
+        raise ValueError(f"the sweep needs a dataset whose train split holds at least two domains; {dataset!r} "
+                         f"has fewer (try clutter_digits, digits_domains or domainfolder)")
 
 
 def domain_sweep(
@@ -306,24 +366,51 @@ def domain_sweep(
     verbose: bool = True,
     **overrides: Any,
 ) -> SweepResult:
-    """Pretrain with ``target="domain"`` for every α − β in ``alpha_minus_beta`` and every seed, evaluate
-    each encoder, and summarise (see the module docstring).
+    """Pretrain with ``target="domain"`` for every α − β and every seed, evaluate each encoder, and summarise
+    (see the module docstring).
 
-    ``overrides`` are :class:`gcalib.pretrain.config.PretrainConfig` fields (``epochs``, ``batch_size``, ``loss``,
-    ``loss_params``, ``lr``, ``max_train_samples``, ``dataset_options``, ``device``, ``progress``, …) on
-    top of :data:`SWEEP_DEFAULTS`; the sweep sets dataset, target, alpha, beta, seed, out_dir, evaluate
-    and resume itself. Every configuration is validated (and the data loaded) before the first run starts.
-    ``probe_Cs`` is the probes' grid of ``C`` (:func:`evaluate_run`; a shorter grid evaluates faster).
+    Every configuration is validated (and the data loaded) before the first run starts.
 
-    With ``out_dir``, each run writes its pretrain outputs (``metrics.json``, ``history.json``,
-    ``encoder.pt``) and ``sweep_run.json`` (config and sweep metrics) to ``out_dir/amb<α−β>_seed<seed>/``,
-    and the sweep writes ``sweep.json``, ``sweep.txt`` and ``sweep.png``; with ``reuse=True`` a run whose
-    ``sweep_run.json`` holds the same config is read back instead of retrained.
+    Parameters
+    ----------
+    dataset : str, default "clutter_digits"
+        A dataset name whose train split has at least two domains (``clutter_digits``, ``digits_domains``,
+        ``domainfolder``).
+    alpha_minus_beta : sequence of float, default :data:`DEFAULT_ALPHA_MINUS_BETA`
+        At least two distinct values of α − β.
+    seeds : sequence of int, default (0,)
+        Distinct seeds >= 0.
+    out_dir : str, os.PathLike or None, default None
+        With a directory, each run writes its pretrain outputs (``metrics.json``, ``history.json``,
+        ``encoder.pt``) and ``sweep_run.json`` (config and sweep metrics) to ``out_dir/amb<α−β>_seed<seed>/``,
+        and the sweep writes ``sweep.json``, ``sweep.txt`` and ``sweep.png``.
+    base : float, default 0.0
+        The smaller of α and β (:func:`alpha_beta`).
+    probe_Cs : sequence of float, optional
+        The probes' grid of ``C`` (default :data:`gcalib.pretrain.evaluate.DEFAULT_CS`; a shorter grid
+        evaluates faster).
+    reuse : bool, default True
+        Read back a run whose ``sweep_run.json`` holds the same config instead of retraining it.
+    verbose : bool, default True
+        Print a line per run.
+    **overrides
+        :class:`gcalib.pretrain.config.PretrainConfig` fields (``epochs``, ``batch_size``, ``loss``,
+        ``loss_params``, ``lr``, ``max_train_samples``, ``dataset_options``, ``device``, ``progress``, …) on
+        top of :data:`SWEEP_DEFAULTS`; the sweep sets dataset, target, alpha, beta, seed, out_dir, evaluate
+        and resume itself.
+
+    Returns
+    -------
+    SweepResult
+
+    Raises
+    ------
+    TypeError
+        For an unknown override or an argument of the wrong type.
+    ValueError
+        For reserved overrides, repeated values or seeds, a dataset with fewer than two domains, and
+        every problem :func:`gcalib.pretrain.trainer.prepare` finds.
     """
-    from .data import load_dataset
-    from .evaluate import DEFAULT_CS
-    from .trainer import PretrainConfig, prepare, pretrain, write_json
-
     values = _check_values(alpha_minus_beta)
     seeds = check_seeds(seeds)
     probe_Cs = check_sequence("probe_Cs", DEFAULT_CS if probe_Cs is None else probe_Cs, check_positive)
@@ -355,6 +442,7 @@ def domain_sweep(
             if not prepared:
                 # Data, device and output directory are checked once, before any training.
                 setup = prepare(config)
+                _check_two_domains(setup.train_set, dataset)
                 test_set = load_dataset(dataset, "test", root=config.root, **config.dataset_options)
             prepared[(d, seed)] = config
 
@@ -365,8 +453,7 @@ def domain_sweep(
         saved = _reusable(Path(config.out_dir), config.to_dict(), probe_Cs) if (reuse and config.out_dir) else None
         if saved is None:
             trained = pretrain(config)
-            metrics = {**evaluate_run(trained.encoder, setup.train_set, test_set, device=setup.device, seed=seed,
-                                      probe_Cs=probe_Cs),
+            metrics = {**_sweep_metrics(trained.encoder, setup.train_set, test_set, setup.device, seed, probe_Cs),
                        "train_time_s": trained.metrics.get("train_time_s", float("nan"))}
             if config.out_dir is not None:
                 write_json({"config": config.to_dict(), "probe_Cs": probe_Cs, "metrics": metrics},
@@ -390,7 +477,7 @@ def domain_sweep(
         rows = [r for r in runs if r["alpha_minus_beta"] == d]
         entry = {"alpha_minus_beta": d, "alpha": pairs[d][0], "beta": pairs[d][1], "n_seeds": len(rows)}
         for key, _ in SWEEP_METRICS:
-            entry[key + "_mean"], entry[key + "_std"] = _mean_std([r[key] for r in rows])
+            entry[key + "_mean"], entry[key + "_std"] = mean_std([r[key] for r in rows])
         summary.append(entry)
     class_means = [s["linear_acc_mean"] for s in summary]
     first = next(iter(prepared.values())).to_dict()
@@ -411,96 +498,3 @@ def domain_sweep(
     if out is not None:
         result.save(out)
     return result
-
-
-# ---- command line ---------------------------------------------------------------------------------
-
-# argparse reads an option value such as "-0.5,-0.2,0" as an unknown option: its own pattern for
-# negative numbers only matches single numbers. The domain-sweep parser gets one that also matches lists.
-_NEGATIVE_NUMBERS = re.compile(r"^-\.?\d.*$")
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        values = [float(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as -0.5,0,0.5, got {text!r}") from None
-    if not values:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as -0.5,0,0.5, got {text!r}")
-    return values
-
-
-def _seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(s) for s in text.split(",") if s.strip()] if "," in text else list(range(int(text)))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a count N (seeds 0..N-1) or a comma-separated list such as 0,3,7, got {text!r}") from None
-    if not seeds:
-        raise argparse.ArgumentTypeError(f"expected at least one seed, got {text!r}")
-    return seeds
-
-
-def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add the ``domain-sweep`` subcommand to ``subparsers``; its handler is ``args.handler(args) -> int``."""
-    from .data import DATASETS
-    from ..losses.gca import LOSSES
-    from .config import PretrainConfig
-
-    defaults = PretrainConfig()
-    p = subparsers.add_parser(
-        "domain-sweep",
-        help="sweep alpha-beta of the domain-aware target plan",
-        description="Pretrain with the domain plan T = positives + alpha*[same domain] + beta*[other domain] for "
-                    "every alpha-beta (alpha = base + max(d, 0), beta = base + max(-d, 0)) and seed; report domain "
-                    "accuracy, class accuracy and held-out-domain class accuracy; write DIR/sweep.json, sweep.txt, "
-                    "sweep.png.")
-    p.add_argument("--dataset", default="clutter_digits", choices=DATASETS,
-                   help="a dataset with domain labels (default %(default)s)")
-    p.add_argument("--root", default=None, help="data directory (default: $GCALIB_DATA, else ./data)")
-    p.add_argument("--image-size", type=int, default=None,
-                   help="image side for folder datasets such as domainfolder (default: the loader's, 224)")
-    p.add_argument("--alpha-minus-beta", type=_floats, default=list(DEFAULT_ALPHA_MINUS_BETA),
-                   help="comma-separated values of alpha-beta (default "
-                        + ",".join(map(str, DEFAULT_ALPHA_MINUS_BETA)) + ")")
-    p.add_argument("--base", type=float, default=0.0, help="the smaller of alpha and beta (default %(default)s)")
-    p.add_argument("--seeds", type=_seeds, default=[0], help="N for seeds 0..N-1, or a list such as 0,3,7 (default 1)")
-    p.add_argument("--loss", default=defaults.loss, choices=LOSSES, help="loss preset (default %(default)s)")
-    p.add_argument("--eps", type=float, default=None, help="loss temperature eps (default: the preset's)")
-    p.add_argument("--epochs", type=int, default=SWEEP_DEFAULTS["epochs"], help="(default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size, help="(default %(default)s)")
-    p.add_argument("--lr", type=float, default=defaults.lr, help="peak learning rate (default %(default)s)")
-    p.add_argument("--max-train-samples", type=int, default=None, help="pretrain on the first N train samples only")
-    p.add_argument("--device", default=defaults.device, help="auto, cpu, cuda, cuda:N (default %(default)s)")
-    p.add_argument("--workers", type=int, default=defaults.workers, help="data-loading processes (default %(default)s)")
-    p.add_argument("--no-reuse", action="store_true", help="retrain runs whose results are already in --out")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--out", default="runs/domain-sweep", help="output directory (default %(default)s)")
-    p._negative_number_matcher = _NEGATIVE_NUMBERS
-    p.set_defaults(handler=functools.partial(_run_cli, parser=p))
-    return p
-
-
-def _run_cli(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """Handler of ``domain-sweep``: usage errors exit through ``parser.error`` (code 2)."""
-    from .trainer import NonFiniteLossError
-
-    overrides = {"loss": args.loss, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-                 "max_train_samples": args.max_train_samples, "device": args.device, "workers": args.workers,
-                 "root": args.root, "progress": not args.no_progress}
-    if args.image_size is not None:
-        overrides["dataset_options"] = {"image_size": args.image_size}
-    if args.eps is not None:
-        overrides["loss_params"] = {"eps": args.eps}
-    try:
-        result = domain_sweep(args.dataset, args.alpha_minus_beta, args.seeds, args.out, base=args.base,
-                              reuse=not args.no_reuse, **overrides)
-    except (ValueError, TypeError, FileNotFoundError) as error:
-        parser.error(str(error))
-    except NonFiniteLossError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(f"\n{args.dataset}: {len(args.alpha_minus_beta)} values of alpha-beta x {len(args.seeds)} seed(s), "
-          f"{args.epochs} epochs each; total {result.total_time_s:.0f}s\n{result.table()}")
-    print(f"wrote {result.files['json']}, {result.files['table']} and {result.files['figure']}")
-    return 0

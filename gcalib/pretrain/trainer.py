@@ -1,16 +1,21 @@
-"""The pretraining loop: data → V views → encoder → projector → loss(z, target) → optimizer.
+"""The pretraining loop: data → V views → model → loss(out, target) → optimizer.
 
-``pretrain(PretrainConfig(...)) -> PretrainResult``. Per step: the V views of B samples (drawn for the
-whole batch on the device by :class:`gcalib.pretrain.batch_augment.BatchAugment` when the data is in memory, else
-per image in the DataLoader) are stacked blocked (V·B images), encoded under autocast (bf16 on CUDA by
-default, fp32 on CPU), projected, and scored by the loss in fp32 against the batch's target plan (positive pairs, class labels or domains,
-built with :mod:`gcalib.losses.targets`). The learning rate warms up linearly, then follows a cosine to zero,
-per step. After every ``checkpoint_every`` epochs, and after every ``checkpoint_every_steps`` optimizer steps
-inside an epoch, a checkpoint is written atomically (:mod:`gcalib.pretrain.checkpoint`); ``resume=True`` continues
-bit for bit from the newest readable one, also in the middle of an epoch: the epoch's batches are drawn again
-from the loader's generator state at the epoch's start, the ones already trained on are dropped (with a
-per-image pipeline they are loaded and augmented again, so worker RNG streams match), and then every
-generator is restored to its state at the checkpoint.
+``pretrain(PretrainConfig(...)) -> PretrainResult``. The model is a
+:class:`gcalib.pretrain.trainable.TrainableModel` (:class:`gcalib.pretrain.contrastive.ContrastiveModel` for
+the plan losses, :class:`gcalib.pretrain.byol.BYOL`); the trainer uses nothing else of it. Per step: the V
+views of B samples (drawn for the whole batch on the device by
+:class:`gcalib.pretrain.batch_augment.BatchAugment` when the data is in memory, else per image in the
+DataLoader) are stacked blocked (V·B images), passed through the model under autocast (bf16 on CUDA by
+default, fp32 on CPU), and scored by the model's loss in fp32, against the batch's target plan when the
+model uses one (positive pairs, class labels or domains, built with :mod:`gcalib.losses.targets`); after
+the optimizer step the model is told of it (BYOL moves its target network). The learning rate warms up
+linearly, then follows a cosine to zero, per step. After every ``checkpoint_every`` epochs, and after every
+``checkpoint_every_steps`` optimizer steps inside an epoch, a checkpoint is written atomically
+(:mod:`gcalib.pretrain.checkpoint`); ``resume=True`` continues bit for bit from the newest readable one, also
+in the middle of an epoch: the epoch's batches are drawn again from the loader's generator state at the
+epoch's start, the ones already trained on are dropped (with a per-image pipeline they are loaded and
+augmented again, so worker RNG streams match), and then every generator is restored to its state at the
+checkpoint.
 A non-finite loss stops the run (or, with ``skip_nonfinite=True``, skips the step) before the
 weights are touched, so the last checkpoint stays good. At the end the frozen encoder is evaluated
 (:mod:`gcalib.pretrain.evaluate`).
@@ -31,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import os
 import random
@@ -45,30 +49,59 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import checkpoint as ckpt
 from ..losses import distributed
 from ..losses import targets as plans
-from .byol import BYOL
-from .data import ImageDataset, MultiViewDataset, blocked_views, draw_view_sources
-from .evaluate import iterate_loader, limit_threads
-from .config import RESUME_FREE_FIELDS, PretrainConfig
-from .models import Projector, make_encoder
+from ..losses.gca import make_loss
 from ..losses.sharded import shard_rows
+from . import checkpoint as ckpt
+from .augment import make_view_transform
+from .batch_augment import BatchAugment
+from .byol import BYOL
+from .config import RESUME_FREE_FIELDS, PretrainConfig
+from .contrastive import ContrastiveModel
+from .data import ImageDataset, MultiViewDataset, blocked_views, draw_view_sources, load_dataset
+from .evaluate import evaluate_encoder
+from .models import Projector, make_encoder
+from .run_files import check_out_dir, write_json
+from .threads import iterate_loader, limit_threads
+from .trainable import TrainableModel
 
 __all__ = [
-    "PretrainConfig", "PreparedRun", "PretrainResult", "NonFiniteLossError", "ContrastiveModel", "WarmupCosine",
-    "pretrain", "prepare", "load_test_set", "resolve_device", "resolve_precision", "write_json",
+    "PretrainConfig", "PreparedRun", "PretrainResult", "NonFiniteLossError", "WarmupCosine",
+    "pretrain", "prepare", "load_test_set", "resolve_device", "resolve_precision",
 ]
 
 
 class NonFiniteLossError(RuntimeError):
-    """A training step produced a NaN/inf loss (or projector output); the weights were not updated."""
+    """A training step produced a NaN/inf loss, gradient or projector output; the weights were not updated.
+
+    The message names the step, the loss terms, the last good checkpoint and what to try.
+    """
 
 
 @dataclass
 class PretrainResult:
-    """The trained modules (``model`` holds all of them, e.g. BYOL's target network), the per-epoch
-    ``history`` (loss, lr, time_s, images_per_s, …), the evaluation ``metrics`` and the run directory."""
+    """Outcome of :func:`pretrain`.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module
+        The trained encoder.
+    projector : torch.nn.Module
+        The trained projection head.
+    model : torch.nn.Module
+        The whole model (:class:`gcalib.pretrain.trainable.TrainableModel`), e.g. with BYOL's target network.
+    history : list of dict
+        One dict per epoch: ``epoch``, ``loss``, ``lr``, ``time_s``, ``images_per_s``, ``grad_norm``,
+        ``skipped_steps``.
+    metrics : dict
+        The training summary (``epoch_time_s``, ``images_per_s``, ``train_time_s``, ``final_loss``,
+        ``world_size``) and, when evaluated, the metrics of :func:`gcalib.pretrain.evaluate.evaluate_encoder`.
+    config : PretrainConfig
+        The config trained with (dataset objects as :class:`gcalib.pretrain.data.ImageDataset`).
+    out_dir : pathlib.Path or None
+        The run directory.
+    """
 
     encoder: nn.Module
     projector: nn.Module
@@ -79,40 +112,29 @@ class PretrainResult:
     out_dir: Optional[Path]
 
 
-class ContrastiveModel(nn.Module):
-    """Encoder + projector + plan loss. ``forward(x)`` maps V·B blocked images to projections h;
-    ``loss(h, n_views, target)`` scores them in fp32."""
-
-    def __init__(self, encoder: nn.Module, projector: nn.Module, loss_fn: nn.Module) -> None:
-        super().__init__()
-        self.encoder, self.projector, self.loss_fn = encoder, projector, loss_fn
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.projector(self.encoder(x))
-
-    def loss(self, h: torch.Tensor, n_views: int, target: Optional[torch.Tensor]) -> torch.Tensor:
-        return self.loss_fn(*h.float().chunk(n_views), target=target)
-
-    @torch.no_grad()
-    def loss_terms(self, h: torch.Tensor, n_views: int, target: Optional[torch.Tensor]) -> dict:
-        """The weighted KL and robust terms separately (for diagnostics)."""
-        spec = getattr(self.loss_fn, "spec", None)
-        if spec is None or not (spec.r1 > 0 and spec.r2 > 0):
-            return {getattr(self.loss_fn, "name", "loss"): float(self.loss(h, n_views, target))}
-        from ..losses.gca import gca_loss
-
-        views = h.float().chunk(n_views)
-        return {
-            "r1*kl": float(gca_loss(*views, target=target, spec=dataclasses.replace(spec, r2=0.0))),
-            "r2*robust": float(gca_loss(*views, target=target, spec=dataclasses.replace(spec, r1=0.0, uni_weight=0.0))),
-        }
-
-    def online_parameters(self) -> Iterator[nn.Parameter]:
-        return self.parameters()
-
-
 class WarmupCosine:
-    """LR multiplier at step k: ``(k+1)/W`` for ``k < W``, then ``½(1 + cos(π (k−W)/(K−W)))``."""
+    """Learning-rate multiplier of step k: ``(k+1)/W`` for ``k < W``, then ``½(1 + cos(π (k−W)/(K−W)))``.
+
+    A linear warm-up over W steps, then a cosine from 1 to 0 at step K (and 0 after it).
+
+    Parameters
+    ----------
+    warmup_steps : int
+        W, with ``0 <= W <= K``.
+    total_steps : int
+        K, >= 1.
+
+    Raises
+    ------
+    ValueError
+        When the steps are out of range.
+
+    Examples
+    --------
+    >>> schedule = WarmupCosine(warmup_steps=2, total_steps=6)
+    >>> [round(schedule(k), 3) for k in range(7)]
+    [0.5, 1.0, 1.0, 0.854, 0.5, 0.146, 0.0]
+    """
 
     def __init__(self, warmup_steps: int, total_steps: int) -> None:
         if not 0 <= warmup_steps <= total_steps or total_steps < 1:
@@ -121,6 +143,16 @@ class WarmupCosine:
         self.warmup_steps, self.total_steps = warmup_steps, total_steps
 
     def __call__(self, step: int) -> float:
+        """The multiplier at optimizer step ``step`` (0-based).
+
+        Parameters
+        ----------
+        step : int
+
+        Returns
+        -------
+        float
+        """
         if step < self.warmup_steps:
             return (step + 1) / self.warmup_steps
         span = max(1, self.total_steps - self.warmup_steps)
@@ -128,8 +160,25 @@ class WarmupCosine:
 
 
 def resolve_device(device: str) -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; other strings must name an available device.
-    Under torchrun, ``"cuda"`` without an index means GPU ``LOCAL_RANK``."""
+    """The torch device of a config's ``device`` string.
+
+    ``"auto"`` is CUDA when available, else the CPU; other strings must name an available device. Under
+    torchrun, ``"cuda"`` without an index means GPU ``LOCAL_RANK``.
+
+    Parameters
+    ----------
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    ValueError
+        When CUDA is requested but not available.
+    """
     if device == "auto":
         resolved = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
@@ -142,21 +191,30 @@ def resolve_device(device: str) -> torch.device:
 
 
 def resolve_precision(precision: str, device: torch.device) -> Optional[torch.dtype]:
-    """Autocast dtype for ``precision`` on ``device`` (``None`` means plain fp32)."""
+    """The autocast dtype of a config's ``precision`` on ``device``.
+
+    Parameters
+    ----------
+    precision : {"auto", "fp32", "bf16", "fp16"}
+        ``"auto"`` is bf16 on CUDA and fp32 elsewhere.
+    device : torch.device
+        The training device.
+
+    Returns
+    -------
+    torch.dtype or None
+        ``None`` for plain fp32.
+
+    Raises
+    ------
+    ValueError
+        For ``"fp16"`` on a device other than CUDA.
+    """
     if precision == "auto":
         return torch.bfloat16 if device.type == "cuda" else None
     if precision == "fp16" and device.type != "cuda":
         raise ValueError(f"precision='fp16' needs a CUDA device, got device {str(device)!r}; use 'bf16' or 'fp32'")
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-
-
-def write_json(obj: Any, path: Union[str, os.PathLike]) -> Path:
-    """Write ``obj`` as indented JSON atomically (temp file + ``os.replace``)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-    return path
 
 
 def _seed_everything(seed: int) -> None:
@@ -181,23 +239,31 @@ def _determinism(enabled: bool, device: torch.device) -> Iterator[None]:
         torch.backends.cudnn.benchmark = previous[1]
 
 
-def _check_out_dir(out_dir: Union[str, os.PathLike]) -> Path:
-    path = Path(out_dir)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise ValueError(f"out_dir {str(out_dir)!r} is not a writable directory ({error.strerror or error})") from error
-    return path
-
-
 @dataclass
 class PreparedRun:
-    """Everything :func:`prepare` checked and built, ready for :func:`pretrain`; ``config`` holds dataset
-    objects as :class:`gcalib.pretrain.data.ImageDataset`; ``resume_state`` is the checkpoint to continue from
-    (``None``: start afresh)."""
+    """Everything :func:`prepare` checked and built, ready for :func:`pretrain`.
+
+    Parameters
+    ----------
+    config : PretrainConfig
+        The config, with dataset objects as :class:`gcalib.pretrain.data.ImageDataset`.
+    device : torch.device
+        The training device.
+    amp_dtype : torch.dtype or None
+        The autocast dtype (``None``: fp32).
+    train_set : gcalib.pretrain.data.ImageDataset
+        The whole train split (evaluated on).
+    pretrain_set : torch.utils.data.Dataset
+        The part of it pretrained on (its first ``max_train_samples``).
+    view_transform : callable
+        The per-image view augmentation.
+    out_dir : pathlib.Path or None
+        The checked run directory.
+    resume_state : dict, optional
+        The checkpoint to continue from (``None``: start afresh).
+    resume_path : pathlib.Path, optional
+        Its file.
+    """
 
     config: PretrainConfig
     device: torch.device
@@ -211,15 +277,29 @@ class PreparedRun:
 
 
 def prepare(config: PretrainConfig) -> PreparedRun:
-    """Validate ``config`` against the environment before training: device, dataset (loaded), batch
-    size, output directory and, with ``resume=True``, the newest readable checkpoint, whose config must
-    match (except :data:`RESUME_FREE_FIELDS`).
+    """Check ``config`` against the environment before training, and build what training needs.
 
-    Raises ``ValueError``/``TypeError`` (or the data module's not-found/corrupt errors) for every
-    usage problem, so that callers can tell them apart from failures during training.
+    Checks the device, the dataset (loaded), the batch size, the output directory and, with
+    ``resume=True``, the newest readable checkpoint, whose config must match (except
+    :data:`gcalib.pretrain.config.RESUME_FREE_FIELDS`). Under torchrun it joins the process group.
+
+    Parameters
+    ----------
+    config : PretrainConfig
+
+    Returns
+    -------
+    PreparedRun
+
+    Raises
+    ------
+    TypeError
+        When ``config`` is not a :class:`PretrainConfig`.
+    ValueError
+        For every usage problem (including :class:`gcalib.pretrain.data.DatasetNotFoundError` and
+        :class:`gcalib.pretrain.data.DatasetCorruptError`), so that callers can tell them apart from
+        failures during training.
     """
-    from .augment import make_view_transform
-
     if not isinstance(config, PretrainConfig):
         raise TypeError(f"config must be a PretrainConfig, got {type(config).__name__}")
     config.validate()
@@ -247,7 +327,7 @@ def prepare(config: PretrainConfig) -> PreparedRun:
         _check_renderings(train_set, config.n_views, label)
     transform = make_view_transform(config.augmentation, train_set.image_size, train_set.mean, train_set.std,
                                     strength=config.strength, blur=config.blur)
-    out_dir = None if config.out_dir is None else _check_out_dir(config.out_dir)
+    out_dir = None if config.out_dir is None else check_out_dir(config.out_dir)
     run = PreparedRun(config, device, amp_dtype, train_set, pretrain_set, transform, out_dir)
     if config.resume:
         found = ckpt.load_latest(out_dir, map_location="cpu")
@@ -272,8 +352,6 @@ def prepare(config: PretrainConfig) -> PreparedRun:
 def _with_dataset_objects(config: PretrainConfig) -> tuple[PretrainConfig, ImageDataset]:
     """The train split, and ``config`` with its dataset objects as ImageDatasets (the test split must have
     the train split's image shape, and takes its mean/std when it has none)."""
-    from .data import load_dataset
-
     if isinstance(config.dataset, str):
         train_set = load_dataset(config.dataset, "train", root=config.root, download=config.download,
                                  **config.dataset_options)
@@ -305,11 +383,24 @@ def _check_renderings(train_set: Any, n_views: int, label: str) -> None:
 
 
 def load_test_set(config: PretrainConfig) -> ImageDataset:
-    """The evaluation split of ``config``: its ``test_dataset`` as an ImageDataset (in the config of a
-    :func:`prepare` result it already is one, with the train split's mean/std when it had none), else the
-    test split of the named dataset."""
-    from .data import load_dataset
+    """The evaluation split of ``config``.
 
+    Parameters
+    ----------
+    config : PretrainConfig
+        Best the config of a :func:`prepare` result, whose ``test_dataset`` already is an ImageDataset with
+        the train split's mean/std when it had none.
+
+    Returns
+    -------
+    gcalib.pretrain.data.ImageDataset
+        ``config.test_dataset`` as an ImageDataset when given, else the test split of the named dataset.
+
+    Raises
+    ------
+    ValueError
+        When the dataset cannot be found or read.
+    """
     if config.test_dataset is not None:
         return ImageDataset.from_dataset(config.test_dataset, split="test")
     return load_dataset(config.dataset, "test", root=config.root, **config.dataset_options)
@@ -323,10 +414,8 @@ def _loss_options(config: PretrainConfig) -> dict:
     return config.loss_options(gather=several, sharded=config.shard_plan and several)
 
 
-def _build_model(config: PretrainConfig, in_channels: int) -> nn.Module:
-    """Encoder + projector + loss (:func:`_loss_options`)."""
-    from ..losses.gca import make_loss
-
+def _build_model(config: PretrainConfig, in_channels: int) -> TrainableModel:
+    """The model of ``config.method``: BYOL, or encoder + projector + plan loss (:func:`_loss_options`)."""
     encoder = make_encoder(config.arch, in_channels)
     projector = Projector(encoder.feature_dim, config.projector_hidden_dim, config.projector_out_dim)
     if config.method == "byol":
@@ -334,7 +423,7 @@ def _build_model(config: PretrainConfig, in_channels: int) -> nn.Module:
     return ContrastiveModel(encoder, projector, make_loss(config.loss, **_loss_options(config)))
 
 
-def _build_optimizer(config: PretrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+def _build_optimizer(config: PretrainConfig, model: TrainableModel) -> torch.optim.Optimizer:
     params = [p for p in model.online_parameters() if p.requires_grad]
     lr = config.peak_lr(distributed.world_size())
     if config.optimizer == "sgd":
@@ -381,7 +470,7 @@ class _Trainer:
         config = self.config
         self.rank, self.world = distributed.rank(), distributed.world_size()
         _seed_everything(config.seed)
-        self.model = _build_model(config, setup.train_set.num_channels)
+        self.model: TrainableModel = _build_model(config, setup.train_set.num_channels)
         if config.sync_bn and self.world > 1:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.model = self.model.to(self.device)
@@ -397,8 +486,6 @@ class _Trainer:
         base, n = setup.train_set, len(setup.pretrain_set)
         self.augment = None
         if config.batch_augment and getattr(base, "images", None) is not None:
-            from .batch_augment import BatchAugment
-
             # Views drawn per batch on the device; the loader only shuffles indices into the first n samples.
             self.augment = BatchAugment(config.augmentation, base.image_size, base.mean, base.std,
                                         strength=config.strength, blur=config.blur).to(self.device)
@@ -507,15 +594,14 @@ class _Trainer:
             rows = out if isinstance(out, torch.Tensor) else out[0]
             bad = int((~torch.isfinite(rows)).any(dim=1).sum())
             terms = f"not computable: {bad} of {len(rows)} projector outputs contain NaN/inf"
-        spec = getattr(getattr(self.model, "loss_fn", None), "spec", None)
-        eps = f"raise eps (eps={spec.eps}), " if spec is not None else ""
+        advice = "".join(f"{item}, " for item in self.model.nonfinite_advice())
         where = (f"the last good checkpoint {self.last_checkpoint} was left untouched" if self.last_checkpoint
                  else "no checkpoint has been written yet")
         return NonFiniteLossError(
             f"non-finite {problem} (loss {loss.item():.6g}) at epoch {self.epoch + 1}, step {step_in_epoch + 1} "
             f"of the epoch (global step {self.step + 1}); loss terms: {terms}; input images finite: "
             f"{bool(torch.isfinite(images).all())}. The weights were not updated and {where}. Suggestions: lower "
-            f"the learning rate (lr={config.lr}), {eps}check the inputs for NaN/inf or bad "
+            f"the learning rate (lr={config.lr}), {advice}check the inputs for NaN/inf or bad "
             f"normalisation, or pass skip_nonfinite=True to skip such steps."
         )
 
@@ -555,7 +641,7 @@ class _Trainer:
         config = self.config
         if self.device.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)
-        target = _batch_target(config, labels, domains, self.device)
+        target = _batch_target(config, labels, domains, self.device) if self.model.uses_target_plan else None
         amp = self.setup.amp_dtype
         with torch.autocast(self.device.type, dtype=amp) if amp is not None else contextlib.nullcontext():
             out = self.forward(images)
@@ -584,8 +670,7 @@ class _Trainer:
         self.scaler.update()
         self.scheduler.step()
         self.step += 1
-        if isinstance(self.model, BYOL):
-            self.model.update_target(self.step, self.total_steps)
+        self.model.after_optimizer_step(self.step, self.total_steps)
         return loss.item(), grad_norm.item()
 
     # -- the loop ---------------------------------------------------------------------------------
@@ -668,12 +753,40 @@ def _summary(history: list) -> dict:
 
 
 def pretrain(config: Union[PretrainConfig, PreparedRun]) -> PretrainResult:
-    """Train an encoder as ``config`` says and evaluate it; see the module docstring. ``config`` may
-    be the result of :func:`prepare` (which validates everything that can be checked before training).
+    """Pretrain an encoder as ``config`` says, then evaluate it frozen (see the module docstring).
 
-    With ``out_dir``: checkpoints, ``history.json`` (per epoch), and at the end ``metrics.json``
-    (metrics + the config) and ``encoder.pt`` (the encoder's state dict) are written there. Under
-    torchrun only rank 0 evaluates and writes; the other ranks return the training summary.
+    With ``out_dir``, checkpoints, ``history.json`` (per epoch), and at the end ``metrics.json`` (metrics
+    and the config) and ``encoder.pt`` (the encoder's state dict) are written there. Under torchrun only
+    rank 0 evaluates and writes; the other ranks return the training summary.
+
+    Parameters
+    ----------
+    config : PretrainConfig or PreparedRun
+        What to train, or the result of :func:`prepare` (which checks everything that can be checked
+        before training).
+
+    Returns
+    -------
+    PretrainResult
+
+    Raises
+    ------
+    TypeError, ValueError
+        For usage problems, as :func:`prepare`.
+    NonFiniteLossError
+        When a step's loss or gradient is not finite (unless ``skip_nonfinite=True``).
+
+    Examples
+    --------
+    One epoch of InfoNCE on 256 digits, without the evaluation:
+
+    >>> config = PretrainConfig(dataset="digits", epochs=1, batch_size=64, max_train_samples=256,
+    ...                         arch="small_cnn", workers=0, progress=False, evaluate=False)
+    >>> result = pretrain(config)
+    >>> len(result.history), sorted(result.history[0])
+    (1, ['epoch', 'grad_norm', 'images_per_s', 'loss', 'lr', 'skipped_steps', 'time_s'])
+    >>> result.encoder.feature_dim
+    128
     """
     setup = config if isinstance(config, PreparedRun) else prepare(config)
     config = setup.config
@@ -687,8 +800,6 @@ def pretrain(config: Union[PretrainConfig, PreparedRun]) -> PretrainResult:
     if trainer.rank != 0:
         return PretrainResult(model.encoder, model.projector, model, trainer.history, metrics, config, setup.out_dir)
     if config.evaluate:
-        from .evaluate import evaluate_encoder
-
         test_set = load_test_set(config)
         metrics.update(evaluate_encoder(model.encoder, setup.train_set, test_set, view_transform=setup.view_transform,
                                         device=setup.device, seed=config.seed, workers=config.workers,

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from gcalib.pretrain.data import (
     DATASETS, DIGITS_DOMAINS, DatasetCorruptError, DatasetNotFoundError, ImageDataset,
-    MultiViewDataset, blocked_views, data_root, draw_view_sources, load_dataset, stratified_split,
+    MultiViewDataset, blocked_views, data_root, draw_view_sources, load_dataset,
 )
 
 
@@ -87,17 +87,6 @@ def test_digits_is_deterministic_and_items_match():
     assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
     image, label, domain = a[5]
     assert torch.equal(image, a.images[5]) and label == int(a.labels[5]) and domain == -1
-
-
-def test_stratified_split_properties():
-    strata = np.repeat(np.arange(3), [4, 9, 1])
-    train, test = stratified_split(strata, 0.25, seed=3)
-    assert sorted(train.tolist() + test.tolist()) == list(range(14))
-    assert np.bincount(strata[test.numpy()], minlength=3).tolist() == [1, 2, 0]
-    again = stratified_split(strata, 0.25, seed=3)
-    assert torch.equal(again[1], test)
-    with pytest.raises(ValueError, match="test_fraction"):
-        stratified_split(strata, 1.0)
 
 
 def test_digits_domains_structure_and_rendering():

@@ -1,14 +1,17 @@
 """The robustness grid: one comparison per setting, saved, read back, tabulated."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
 from gcalib.pretrain import robustness as robustness_module
+from gcalib.pretrain.compare import format_table
 from gcalib.pretrain.config import PretrainConfig
 from gcalib.pretrain.robustness import ROBUSTNESS_SETTINGS, load_robustness, robustness, robustness_table
 
 SETTINGS = {"clean": {}, "corrupt_0.4": {"corrupt_pairs": 0.4}}
+RESULTS = Path(__file__).resolve().parents[2] / "notebooks" / "results"
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +77,20 @@ def test_default_settings_and_bad_arguments(config):
         robustness("clutter_digits")
 
 
-def test_cli_rejects_unknown_settings(capsys):
-    from gcalib.cli import main
+@pytest.mark.parametrize("name", ["clutter_robustness.json", "clutter_views.json"])
+def test_committed_grids_load_and_tabulate(name):
+    grid = load_robustness(RESULTS / name)
+    assert grid["dataset"] == "clutter_digits" and list(grid["runs"]) == list(grid["settings"])
+    lines = robustness_table(grid, "linear_acc").splitlines()
+    assert lines[0] == "| method | " + " | ".join(grid["settings"]) + " |"
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| " + m for m in dict.fromkeys(
+        method for runs in grid["runs"].values() for method in runs)]
+    for runs in grid["runs"].values():
+        rows = format_table(runs).splitlines()[2:]
+        assert [row.split()[0] for row in rows] == list(runs)
 
-    with pytest.raises(SystemExit) as exit_info:
-        main(["robustness", "--settings", "clean,noise", "--out", "x"])
-    assert exit_info.value.code == 2
-    assert "--settings got unknown name(s) ['noise']; valid: clean, corrupt_0.2" in capsys.readouterr().err
+
+def test_load_robustness_rejects_other_json(tmp_path):
+    (tmp_path / "other.json").write_text('{"runs": {}}')
+    with pytest.raises(ValueError, match=r"is not a robustness.json .* it lacks \['settings'\]"):
+        load_robustness(tmp_path / "other.json")

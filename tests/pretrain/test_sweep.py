@@ -1,14 +1,19 @@
-"""The α−β domain sweep: the (α, β) mapping, Spearman's ρ, a tiny sweep writing its files, the CLI."""
-import argparse
+"""The α−β domain sweep: the (α, β) mapping, Spearman's ρ, a tiny sweep writing its files, reading them back."""
+import dataclasses
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
 from scipy import stats
 
 from gcalib.pretrain import sweep
-from gcalib.pretrain.sweep import DEFAULT_ALPHA_MINUS_BETA, SWEEP_METRICS, alpha_beta, domain_sweep, spearman
+from gcalib.pretrain.evaluate import evaluate_encoder
+from gcalib.pretrain.sweep import (DEFAULT_ALPHA_MINUS_BETA, SWEEP_METRICS, SweepResult, alpha_beta, domain_sweep,
+                                   spearman)
+
+RESULTS = Path(__file__).resolve().parents[2] / "notebooks" / "results"
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -147,7 +152,7 @@ def test_reference_is_the_random_init_encoder_in_json_table_and_figure(tiny_swee
     torch.manual_seed(0)  # the initial weights of the seed-0 runs
     encoder = make_encoder("small_cnn")
     splits = [load_dataset("domainfolder", split, root=tree, **TINY["dataset_options"]) for split in ("train", "test")]
-    expected = sweep.evaluate_run(encoder, *splits, seed=0, probe_Cs=TINY["probe_Cs"])
+    expected = evaluate_encoder(encoder, *splits, seed=0, Cs=TINY["probe_Cs"])
     assert reference["class_acc"] == expected["linear_acc"]
     for key in ("domain_acc", "heldout_domain_acc", "heldout_domain_acc_per_domain"):
         assert reference[key] == expected[key], key
@@ -215,71 +220,6 @@ def test_argument_errors_are_clear(tree):
         sweep.plot_sweep({"summary": []})
 
 
-# ---- command line --------------------------------------------------------------------------------
-
-
-def _parser():
-    parser = argparse.ArgumentParser(prog="gcalib")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sweep.register(sub)
-    return parser
-
-
-def test_cli_parses_negative_value_lists_and_seed_counts():
-    args = _parser().parse_args(["domain-sweep", "--alpha-minus-beta", "-0.5,-0.2,-0.1,0,0.1,0.2,0.5",
-                                 "--seeds", "3", "--out", "somewhere"])
-    assert args.alpha_minus_beta == [-0.5, -0.2, -0.1, 0.0, 0.1, 0.2, 0.5]
-    assert args.seeds == [0, 1, 2] and args.out == "somewhere" and args.dataset == "clutter_digits"
-    args = _parser().parse_args(["domain-sweep", "--alpha-minus-beta", "-.5,.5", "--seeds", "4,7"])
-    assert args.alpha_minus_beta == [-0.5, 0.5] and args.seeds == [4, 7]
-    defaults = _parser().parse_args(["domain-sweep"])
-    assert defaults.alpha_minus_beta == list(DEFAULT_ALPHA_MINUS_BETA) and defaults.seeds == [0]
-    assert defaults.epochs == sweep.SWEEP_DEFAULTS["epochs"]
-
-
-@pytest.mark.parametrize("argv, message", [
-    (["--alpha-minus-beta", "-0.5,a"], "argument --alpha-minus-beta: expected comma-separated numbers"),
-    (["--seeds", "two"], "argument --seeds: expected a count N"),
-    (["--dataset", "mnist"], "argument --dataset: invalid choice: 'mnist'"),
-])
-def test_cli_rejects_bad_arguments(argv, message, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        _parser().parse_args(["domain-sweep", *argv])
-    assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
-
-
-def test_cli_usage_errors_from_the_sweep_exit_2(tmp_path, capsys):
-    args = _parser().parse_args(["domain-sweep", "--dataset", "digits", "--out", str(tmp_path / "x")])
-    with pytest.raises(SystemExit) as exit_info:
-        args.handler(args)
-    assert exit_info.value.code == 2
-    assert "'digits' has none (try clutter_digits, digits_domains or domainfolder)" in capsys.readouterr().err
-    args = _parser().parse_args(["domain-sweep", "--alpha-minus-beta", "0.1,0.1"])
-    with pytest.raises(SystemExit):
-        args.handler(args)
-    assert "lists a value twice" in capsys.readouterr().err
-    args = _parser().parse_args(["domain-sweep", "--image-size", "64", "--out", str(tmp_path / "y")])
-    with pytest.raises(SystemExit):
-        args.handler(args)
-    assert "unknown option(s) ['image_size'] for dataset clutter_digits" in capsys.readouterr().err
-
-
-def test_cli_runs_a_tiny_sweep(tree, tmp_path, capsys):
-    out = tmp_path / "cli"
-    args = _parser().parse_args(["domain-sweep", "--dataset", "domainfolder", "--root", str(tree),
-                                 "--alpha-minus-beta", "-0.2,0.2", "--seeds", "1", "--epochs", "1",
-                                 "--batch-size", "6", "--workers", "0", "--image-size", "8", "--no-progress",
-                                 "--out", str(out)])
-    assert args.handler(args) == 0
-    printed = capsys.readouterr().out
-    assert "Spearman(alpha-beta, domain accuracy)" in printed and f"wrote {out / 'sweep.json'}" in printed
-    saved = json.loads((out / "sweep.json").read_text())
-    assert saved["dataset"] == "domainfolder" and saved["config"]["batch_size"] == 6
-    assert saved["config"]["dataset_options"] == {"image_size": 8}
-    assert [(r["alpha"], r["beta"]) for r in saved["summary"]] == [(0.0, 0.2), (0.2, 0.0)]
-
-
 def test_recorded_metrics_are_those_of_the_saved_encoder(tiny_sweep, tree):
     from gcalib.pretrain.data import load_dataset
     from gcalib.pretrain.models import make_encoder
@@ -289,8 +229,38 @@ def test_recorded_metrics_are_those_of_the_saved_encoder(tiny_sweep, tree):
     encoder = make_encoder("small_cnn")
     encoder.load_state_dict(torch.load(out / f"amb{run['alpha_minus_beta']:+.3f}_seed{run['seed']}" / "encoder.pt"))
     splits = [load_dataset("domainfolder", split, root=tree, **TINY["dataset_options"]) for split in ("train", "test")]
-    again = sweep.evaluate_run(encoder, *splits, seed=run["seed"], probe_Cs=TINY["probe_Cs"])
+    again = evaluate_encoder(encoder, *splits, seed=run["seed"], Cs=TINY["probe_Cs"])
     assert set(again["heldout_domain_acc_per_domain"]) == {"cartoon", "photo"}
     for key, _ in SWEEP_METRICS:
         assert again[key] == run[key]
     assert again["heldout_domain_acc_per_domain"] == run["heldout_domain_acc_per_domain"]
+
+
+# ---- reading a sweep back ----------------------------------------------------------------------------
+
+
+def test_saved_sweep_loads_back_equal(tiny_sweep, tmp_path):
+    result = dataclasses.replace(tiny_sweep[0])  # a copy: saving sets out_dir and files
+    files = result.save(tmp_path)
+    loaded = SweepResult.load(files["json"])
+    assert isinstance(loaded, SweepResult) and loaded.out_dir == tmp_path and loaded.files == {}
+    # NaN (a constant column's Spearman) is not equal to itself: compare the JSON texts.
+    assert json.dumps(loaded.to_dict()) == json.dumps(json.loads(files["json"].read_text()))
+    assert loaded.runs == result.runs and loaded.summary == result.summary and loaded.table() == result.table()
+    assert len(sweep.plot_sweep(loaded).lines) == 6
+
+
+def test_committed_sweep_loads_and_gives_its_table():
+    path = RESULTS / "clutter_sweep.json"
+    loaded = SweepResult.load(path)
+    saved = json.loads(path.read_text())
+    assert loaded.dataset == "clutter_digits" and loaded.seeds == [0] and len(loaded.summary) == 7
+    assert loaded.table().splitlines() == saved["table"]
+    assert loaded.to_dict() == saved
+
+
+def test_load_names_what_a_json_file_lacks(tmp_path):
+    (tmp_path / "bad.json").write_text('{"summary": []}')
+    with pytest.raises(ValueError, match=r"bad.json is not a sweep.json written by SweepResult.save: it lacks "
+                                         r"\['dataset', 'base', 'seeds', 'runs'"):
+        SweepResult.load(tmp_path / "bad.json")

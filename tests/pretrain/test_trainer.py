@@ -14,8 +14,11 @@ import torch
 from gcalib.pretrain import checkpoint as ckpt
 from gcalib.pretrain.byol import BYOL, byol_loss, target_momentum
 from gcalib.pretrain.models import Projector, make_encoder
-from gcalib.pretrain.trainer import (ContrastiveModel, NonFiniteLossError, PretrainConfig, WarmupCosine, _Trainer, prepare,
-                          pretrain, resolve_precision)
+from gcalib.losses.gca import make_loss
+from gcalib.pretrain.contrastive import ContrastiveModel
+from gcalib.pretrain.trainable import TrainableModel
+from gcalib.pretrain.trainer import (NonFiniteLossError, PretrainConfig, WarmupCosine, _Trainer, prepare, pretrain,
+                                     resolve_precision)
 
 TINY = dict(max_train_samples=96, batch_size=32, workers=0, evaluate=False, progress=False, projector_hidden_dim=64)
 
@@ -132,6 +135,54 @@ def test_byol_target_is_an_ema_of_the_online_network():
         torch.testing.assert_close(t, 0.9 * o + 0.1 * (o + 1.0))
     out = model(torch.randn(6, 3, 16, 16))
     assert out[0].shape == out[1].shape == (6, 16) and not out[1].requires_grad
+
+
+# ---- the model protocol ---------------------------------------------------------------------------
+
+def _models():
+    torch.manual_seed(0)
+    loss_fn = make_loss("gca_rince", eps=0.5, r1=0.5, r2=1.0)  # both terms, so loss_terms splits them
+    contrastive = ContrastiveModel(make_encoder("small_cnn"), Projector(128, 32, 16), loss_fn)
+    byol = BYOL(make_encoder("small_cnn"), Projector(128, 32, 16), predictor_hidden_dim=8)
+    return contrastive, byol
+
+
+def test_both_models_implement_the_trainer_protocol():
+    members = [name for name in vars(TrainableModel) if not name.startswith("_")] + ["uses_target_plan"]
+    x = torch.randn(8, 3, 16, 16)  # 2 views of 4 samples
+    for model in _models():
+        for name in set(members) | set(TrainableModel.__annotations__):
+            assert hasattr(model, name), (type(model).__name__, name)
+        out = model(x)
+        loss = model.loss(out, 2, None)
+        assert loss.ndim == 0 and math.isfinite(loss.item())
+        terms = model.loss_terms(out, 2, None)
+        assert terms and all(isinstance(v, float) for v in terms.values())
+        assert {id(p) for p in model.online_parameters()} <= {id(p) for p in model.parameters()}
+    contrastive, byol = _models()
+    assert contrastive.uses_target_plan and not byol.uses_target_plan
+    assert set(contrastive.loss_terms(contrastive(x), 2, None)) == {"r1*kl", "r2*robust"}
+    assert contrastive.nonfinite_advice() == ["raise eps (eps=0.5)"] and byol.nonfinite_advice() == []
+
+
+def test_after_optimizer_step_moves_only_the_byol_target():
+    contrastive, byol = _models()
+    before = weights(contrastive)
+    contrastive.after_optimizer_step(1, 10)
+    assert_same_weights(weights(contrastive), before)
+    for p in byol.encoder.parameters():
+        p.data.add_(1.0)
+    expected = [0.99 * t + 0.01 * o for t, o in zip(byol.target_encoder.parameters(), byol.encoder.parameters())]
+    byol.after_optimizer_step(0, 10)
+    for t, e in zip(byol.target_encoder.parameters(), expected):
+        torch.testing.assert_close(t, e)
+
+
+def test_byol_refuses_a_target_plan():
+    _, byol = _models()
+    out = byol(torch.randn(8, 3, 16, 16))
+    with pytest.raises(ValueError, match="BYOL has no target plan"):
+        byol.loss(out, 2, torch.eye(8))
 
 
 # ---- training ---------------------------------------------------------------------------------------
