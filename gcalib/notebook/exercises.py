@@ -18,15 +18,14 @@ Solutions are in ``notebooks/solutions/``, one file per notebook, one function p
 """
 from __future__ import annotations
 
-import math
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import torch
 
-from . import analysis
 from ..losses.gca import make_loss
-from ..ot.solver import sinkhorn
 from ..losses.targets import positive_pairs
+from ..ot.solver import sinkhorn
+from . import analysis
 
 __all__ = [
     "NOT_SOLVED",
@@ -126,10 +125,23 @@ def _plan_from_potentials(name: str, answer: Any, cost: torch.Tensor, eps: float
 
 
 def check_log_sinkhorn(log_sinkhorn: Callable) -> bool:
-    """Check ``log_sinkhorn(cost, eps, a, b, n_iter) -> (f, g)``: ``n_iter`` log-domain iterations (a row
-    update then a column update) from ``g = 0``. Compared with :func:`gcalib.sinkhorn` after 1 and 50
-    iterations at ε = 0.05, at ε = 0.0001 (where ``exp(−C/ε)`` underflows, so only the log domain works),
-    and, when POT is installed, converged (2000 iterations) against ``ot.sinkhorn(..., method="sinkhorn_log")``."""
+    """Check a log-domain Sinkhorn: ``n_iter`` iterations (a row update then a column update) from ``g = 0``
+    returning the potentials of the plan ``P = exp((f ⊕ g − C)/ε)``.
+
+    Compared with :func:`gcalib.sinkhorn` after 1 and 50 iterations at ε = 0.05, at ε = 0.0001 (where
+    ``exp(−C/ε)`` underflows, so only the log domain works), and, when POT is installed, converged
+    (2000 iterations) against ``ot.sinkhorn(..., method="sinkhorn_log")``.
+
+    Parameters
+    ----------
+    log_sinkhorn : callable
+        The participant's ``log_sinkhorn(cost, eps, a, b, n_iter) -> (f, g)``.
+
+    Returns
+    -------
+    bool
+        True when every comparison matches; what is right and wrong is printed, nothing is raised.
+    """
 
     def body() -> list[tuple[bool, str]]:
         cost, a, b = _cloud_problem()
@@ -155,9 +167,21 @@ def check_log_sinkhorn(log_sinkhorn: Callable) -> bool:
 
 
 def check_unbalanced_sinkhorn(unbalanced_sinkhorn: Callable) -> bool:
-    """Check ``unbalanced_sinkhorn(cost, eps, a, b, rho, n_iter) -> (f, g)``: each balanced potential
-    update multiplied by κ = ρ/(ρ + ε). Compared with ``gcalib.sinkhorn(..., reg_a=ρ, reg_b=ρ)`` for
-    ρ = 0.1 and ρ = 1 after 1 and 100 iterations, and the mass the plan keeps."""
+    """Check an unbalanced Sinkhorn: each balanced potential update multiplied by κ = ρ/(ρ + ε).
+
+    Compared with ``gcalib.sinkhorn(..., reg_a=ρ, reg_b=ρ)`` for ρ = 0.1 and ρ = 1 after 1 and 100
+    iterations, and the mass the plan keeps.
+
+    Parameters
+    ----------
+    unbalanced_sinkhorn : callable
+        The participant's ``unbalanced_sinkhorn(cost, eps, a, b, rho, n_iter) -> (f, g)``.
+
+    Returns
+    -------
+    bool
+        True when every comparison matches; what is right and wrong is printed, nothing is raised.
+    """
 
     def body() -> list[tuple[bool, str]]:
         cost, a, b = _cloud_problem()
@@ -179,9 +203,23 @@ def check_unbalanced_sinkhorn(unbalanced_sinkhorn: Callable) -> bool:
 # --------------------------------------------------------------------------- notebook 02
 
 def check_infonce_from_kernel(infonce_from_kernel: Callable) -> bool:
-    """Check ``infonce_from_kernel(views, eps) -> loss``: the cross-entropy of the positive-pair target
-    against the row-normalised Gibbs kernel (self-pairs excluded). Compared with the NT-Xent written with
-    ``cross_entropy`` (:func:`gcalib.notebook.analysis.nt_xent`) and the ``infonce`` preset, for 2 and 3 views."""
+    """Check InfoNCE written as one row projection of the Gibbs kernel: the cross-entropy
+    ``−(1/n) Σ_rs T̂_rs log P̂_rs`` of the row-normalised positive-pair target ``T̂`` against
+    ``P̂ = K / K𝟙`` (self-pairs excluded, ``K_rr = 0``).
+
+    Compared with the NT-Xent written with ``cross_entropy`` (:func:`gcalib.notebook.analysis.nt_xent`) and
+    the ``infonce`` preset, for 2 and 3 views.
+
+    Parameters
+    ----------
+    infonce_from_kernel : callable
+        The participant's ``infonce_from_kernel(views, eps) -> loss``.
+
+    Returns
+    -------
+    bool
+        True when every comparison matches; what is right and wrong is printed, nothing is raised.
+    """
 
     def body() -> list[tuple[bool, str]]:
         lines = []
@@ -204,8 +242,19 @@ def check_infonce_from_kernel(infonce_from_kernel: Callable) -> bool:
 
 
 def check_three_view_target(three_view_target: Callable) -> bool:
-    """Check ``three_view_target(batch_size) -> T``: the (3B, 3B) positive-pair target of three views in
-    the blocked layout (``T_rs = 1`` when r ≠ s are views of the same sample ``r mod B``)."""
+    """Check the positive-pair target of three views in the blocked layout: ``T_rs = 1`` when r ≠ s are
+    views of the same sample (``r mod B = s mod B``), else 0.
+
+    Parameters
+    ----------
+    three_view_target : callable
+        The participant's ``three_view_target(batch_size) -> T``, T of shape (3B, 3B).
+
+    Returns
+    -------
+    bool
+        True when every comparison matches; what is right and wrong is printed, nothing is raised.
+    """
 
     def body() -> list[tuple[bool, str]]:
         lines = []
@@ -235,9 +284,21 @@ def check_three_view_target(three_view_target: Callable) -> bool:
 # --------------------------------------------------------------------------- notebook 03
 
 def check_infonce_gradient(infonce_gradient: Callable) -> bool:
-    """Check ``infonce_gradient(plan, target, eps) -> G``: the InfoNCE gradient with respect to every
-    pair's cosine similarity in closed form, from the row-projected plan ``P̂`` and the row-normalised
-    target ``T̂``. Compared with autograd (:func:`gcalib.notebook.analysis.similarity_gradient`)."""
+    """Check the closed-form InfoNCE gradient ``G_rs = ∂L/∂cos(z_r, z_s)`` for every pair, computed from the
+    row-projected plan ``P̂`` and the row-normalised target ``T̂``.
+
+    Compared with autograd (:func:`gcalib.notebook.analysis.similarity_gradient`).
+
+    Parameters
+    ----------
+    infonce_gradient : callable
+        The participant's ``infonce_gradient(plan, target, eps) -> G``, G of shape (n, n).
+
+    Returns
+    -------
+    bool
+        True when every comparison matches; what is right and wrong is printed, nothing is raised.
+    """
 
     def body() -> list[tuple[bool, str]]:
         lines = []
@@ -259,9 +320,21 @@ def check_infonce_gradient(infonce_gradient: Callable) -> bool:
 
 
 def check_rince_loss(rince_loss: Callable) -> bool:
-    """Check ``rince_loss(views, eps, q, lam) -> loss``: the robust term ``mean_r [−pos_r^q/q + (λ·tot_r)^q/q]``
-    with ``pos_r = Σ_s T̂_rs K_rs``, ``tot_r = Σ_{s≠r} K_rs`` and ``K = exp((cos − 1)/ε)``. Compared
-    with the ``rince`` preset at several ε, q and λ."""
+    """Check the RINCE loss ``mean_r [−pos_r^q/q + (λ·tot_r)^q/q]`` with ``pos_r = Σ_s T̂_rs K_rs``,
+    ``tot_r = Σ_{s≠r} K_rs`` and ``K = exp((cos − 1)/ε)``.
+
+    Compared with the ``rince`` preset at several ε, q and λ.
+
+    Parameters
+    ----------
+    rince_loss : callable
+        The participant's ``rince_loss(views, eps, q, lam) -> loss``.
+
+    Returns
+    -------
+    bool
+        True when every comparison matches; what is right and wrong is printed, nothing is raised.
+    """
 
     def body() -> list[tuple[bool, str]]:
         lines = []

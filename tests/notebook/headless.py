@@ -36,13 +36,13 @@ SLOWDOWN = 3.0
 EXPLORER_CALL = re.compile(r"\b(\w+_explorer|plan_inspector|Explorer)\(")
 
 FIXTURE_CELLS = (
-    "%matplotlib inline\nimport torch\nfrom gcalib.notebook import analysis, plan_inspector, viz\n"
+    "%matplotlib inline\nimport torch\nfrom gcalib.notebook import analysis, explorers\n"
     "x, y = analysis.two_clouds(6, 5, n_outliers=1)\ncost = analysis.squared_distances(x, y)\n"
     "views = analysis.contrastive_batch(6, 4, seed=0)",
-    "viz.sinkhorn_explorer(cost, x=x, y=y, eps=0.1, n_iter=20)",
-    "viz.loss_plan_explorer(views, name='gca_ince')",
-    "plan_inspector.plan_inspector(torch.tensor([0, 0, 1, 1, 2, 2]), alpha=0.2, beta=0.05)",
-    "viz.sinkhorn_explorer(cost, eps=0.05, unbalanced=True, reg=0.1)",
+    "explorers.sinkhorn_explorer(cost, x=x, y=y, eps=0.1, n_iter=20)",
+    "explorers.loss_plan_explorer(views, name='gca_ince')",
+    "explorers.plan_inspector(torch.tensor([0, 0, 1, 1, 2, 2]), alpha=0.2, beta=0.05)",
+    "explorers.sinkhorn_explorer(cost, eps=0.05, unbalanced=True, reg=0.1)",
     "print('done')",
 )
 
