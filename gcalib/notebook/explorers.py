@@ -23,13 +23,13 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from ..losses.gca import make_loss
+from ..losses import make_loss
 from ..losses.targets import TARGET_KINDS
 from ..losses.spec import LOSSES, PRESETS
 from ..ot.solver import sinkhorn
-from ..validation import check_choice, check_positive, check_real
+from ..validation import check_choice, check_ids, check_positive, check_real
 from .figures import LOSS_COLORS, ArrayLike, plot_plan, plot_target, plot_transport, to_numpy
-from .target_design import _ids, build_plan
+from .target_design import build_plan
 
 __all__ = [
     "CONTROL_STYLE",
@@ -350,13 +350,15 @@ def plan_inspector(domains, labels=None, *, n_views: int = 2, kind: str = "domai
 
     Raises
     ------
+    TypeError
+        If the ids are not integers.
     ValueError
-        If the ids are not 1-d integer tensors of one length, ``kind`` is unknown or ``"labels"`` without
-        ``labels``, or a weight is out of range.
+        If the ids are not 1-d of one length, ``kind`` is unknown or ``"labels"`` without ``labels``, or a
+        weight is out of range.
     """
-    domains = _ids("domains", domains)
+    domains = check_ids("domains", domains)
     if labels is not None:
-        labels = _ids("labels", labels, len(domains))
+        labels = check_ids("labels", labels, length=len(domains))
     kinds = [k for k in TARGET_KINDS if k != "labels" or labels is not None]
     if kind == "labels" and labels is None:
         raise ValueError("kind='labels' needs labels= (one class id per sample)")

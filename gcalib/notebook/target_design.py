@@ -11,20 +11,9 @@ from typing import Optional
 import torch
 
 from ..losses import targets as plans
-from ..validation import check_choice, check_int, check_nonnegative
+from ..validation import check_choice, check_ids, check_int, check_nonnegative
 
 __all__ = ["build_plan", "lift_sample_weights", "target_mass"]
-
-
-def _ids(name: str, ids, batch_size: Optional[int] = None) -> torch.Tensor:
-    """``ids`` as a 1-d integer tensor, one id per sample (``batch_size`` of them when given)."""
-    ids = torch.as_tensor(ids)
-    if ids.dim() != 1 or ids.dtype.is_floating_point or ids.dtype == torch.bool:
-        raise ValueError(f"{name} must be a 1-d integer tensor (one id per sample), got dtype {ids.dtype} "
-                         f"and shape {tuple(ids.shape)}")
-    if batch_size is not None and len(ids) != batch_size:
-        raise ValueError(f"{name} must hold one id per sample ({batch_size}), got {len(ids)}")
-    return ids
 
 
 def build_plan(kind: str, *, batch_size: Optional[int] = None, labels=None, domains=None, alpha: float = 0.0,
@@ -56,25 +45,14 @@ def build_plan(kind: str, *, batch_size: Optional[int] = None, labels=None, doma
 
     Raises
     ------
+    TypeError
+        For ids that are not integers.
     ValueError
-        For an unknown ``kind``, a missing ``labels``/``domains``/``batch_size``, or ids that are not a
-        1-d integer tensor.
+        For an unknown ``kind``, a missing ``labels``/``domains``/``batch_size``, or ids of the wrong shape.
     """
     check_choice("plan kind", kind, plans.TARGET_KINDS)
-    if kind == "labels":
-        if labels is None:
-            raise ValueError("kind='labels' needs labels= (one class id per sample)")
-        return plans.from_labels(_ids("labels", labels), n_views)
-    if kind == "domain":
-        if domains is None:
-            raise ValueError("kind='domain' needs domains= (one domain id per sample)")
-        return plans.domain_plan(_ids("domains", domains), alpha, beta, n_views)
-    if batch_size is None:
-        given = labels if labels is not None else domains
-        if given is None:
-            raise ValueError("kind='positive' needs batch_size= (or labels= or domains= to count the samples)")
-        batch_size = len(given)
-    return plans.positive_pairs(batch_size, n_views)
+    return plans.target_plan(kind, batch_size, labels=labels, domains=domains, alpha=alpha, beta=beta,
+                             n_views=n_views)
 
 
 def lift_sample_weights(weights: torch.Tensor, n_views: int = 2, positive: float = 1.0) -> torch.Tensor:
@@ -171,7 +149,8 @@ def target_mass(target: torch.Tensor, n_views: int = 2, *, domains=None, labels=
     for name, ids in (("domain", domains), ("class", labels)):
         if ids is None:
             continue
-        ids = _ids("domains" if name == "domain" else "labels", ids, batch_size).to(target.device).repeat(n_views)
+        ids = check_ids("domains" if name == "domain" else "labels", ids, length=batch_size)
+        ids = ids.to(target.device).repeat(n_views)
         same = ids[:, None] == ids[None, :]
         mass[f"same_{name}"] = share(same & ~positive)
         mass[f"other_{name}"] = share(~same)

@@ -18,7 +18,7 @@ def test_build_plan_dispatches_to_the_plan_builders():
         target_design.build_plan("domain", labels=labels)
     with pytest.raises(ValueError, match="kind='positive' needs batch_size="):
         target_design.build_plan("positive")
-    with pytest.raises(ValueError, match="labels must be a 1-d integer tensor"):
+    with pytest.raises(TypeError, match="labels must be an integer tensor"):
         target_design.build_plan("labels", labels=torch.tensor([0.0, 1.0]))
 
 
