@@ -19,6 +19,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from ..pretrain.tables import mean_std
 from ..validation import check_choice, check_int, check_positive
 from .dataset_views import ViewPairs, _in_memory, _index, domain_examples
 from .saved_results import _finite_values, _grid_runs, _settings
@@ -619,7 +620,7 @@ def _mean_std(metrics: Sequence[Mapping], metric: str) -> tuple[float, float]:
     finite = _finite_values(metrics, metric)
     if not finite:
         return math.nan, math.nan
-    return float(np.mean(finite)), float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0
+    return mean_std(finite)
 
 
 def plot_robustness_grid(

@@ -1,19 +1,14 @@
 """Saved results read back: a robustness grid (:func:`gcalib.pretrain.robustness.robustness`) as each
-method's mean ± std against a baseline, read against the seed-to-seed spread, and a ``sweep.json`` as a
-:class:`gcalib.pretrain.sweep.SweepResult`. :func:`gcalib.notebook.figures.plot_robustness_grid` draws a grid."""
+method's mean ± std against a baseline, read against the seed-to-seed spread.
+:func:`gcalib.notebook.figures.plot_robustness_grid` draws a grid; a saved ``sweep.json`` is read back with
+:meth:`gcalib.pretrain.sweep.SweepResult.load`."""
 from __future__ import annotations
 
-import dataclasses
-import json
-import os
-from pathlib import Path
-from typing import Mapping, Optional, Sequence, Union
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-from ..pretrain.sweep import SweepResult
-
-__all__ = ["versus_baseline", "load_sweep"]
+__all__ = ["versus_baseline"]
 
 
 def _grid_runs(grid: Mapping) -> Mapping:
@@ -95,31 +90,3 @@ def versus_baseline(grid: Mapping, baseline: str = "infonce", metric: str = "lin
                          "reading": reading})
     columns = ["setting", "method", "seeds", "mean", "std", "minus baseline", "spread", "reading"]
     return pd.DataFrame(rows, columns=columns).set_index(["setting", "method"])
-
-
-def load_sweep(path: Union[str, os.PathLike]) -> SweepResult:
-    """A saved domain sweep back as the result object (for :func:`gcalib.pretrain.sweep.plot_sweep` and its
-    ``table``).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        A ``sweep.json`` written by :meth:`gcalib.pretrain.sweep.SweepResult.save`.
-
-    Returns
-    -------
-    gcalib.pretrain.sweep.SweepResult
-        The sweep, ``files`` left empty.
-
-    Raises
-    ------
-    ValueError
-        If the file lacks a field of a sweep result.
-    """
-    data = json.loads(Path(path).read_text())
-    names = [f.name for f in dataclasses.fields(SweepResult) if f.name not in ("out_dir", "files")]
-    missing = [name for name in names if name not in data]
-    if missing:
-        raise ValueError(f"{path} is not a sweep.json of gcalib.pretrain.sweep.domain_sweep: it lacks {missing}")
-    out_dir = data.get("out_dir")
-    return SweepResult(**{name: data[name] for name in names}, out_dir=None if out_dir is None else Path(out_dir))

@@ -1,4 +1,4 @@
-"""Exercises of notebooks 01–03: every check passes on its solution, fails on a wrong answer, and says
+"""Exercises of notebooks 01–05 and 07: every check passes on its solution, fails on a wrong answer, and says
 "not solved yet" (without raising) on the starter code the notebook ships."""
 import ast
 import importlib.util
@@ -12,11 +12,14 @@ import pytest
 import torch
 
 import gcalib
+from gcalib.losses import targets as plans
 from gcalib.notebook import analysis
 from gcalib.notebook import exercises
+from gcalib.notebook import target_design
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
-STEMS = ["01_entropic_ot_and_sinkhorn", "02_infonce_is_one_sinkhorn_step", "03_the_gca_loss_family"]
+STEMS = ["01_entropic_ot_and_sinkhorn", "02_infonce_is_one_sinkhorn_step", "03_the_gca_loss_family",
+         "04_pretraining_on_cpu", "05_extreme_views_and_unbalanced_ot", "07_custom_target_plans"]
 
 
 def _solutions(stem):
@@ -84,6 +87,75 @@ def _rince_with_unnormalised_target(views, eps, q, lam):  # pos sums K over posi
     return (-(pos ** q) / q + (lam * tot) ** q / q).mean() * 1.5
 
 
+def _knn_majority_vote(train_features, train_labels, test_features, test_labels, k, temperature):  # ignores τ
+    train = train_features / train_features.norm(dim=1, keepdim=True)
+    test = test_features / test_features.norm(dim=1, keepdim=True)
+    neighbours = (test @ train.T).topk(k, dim=1).indices
+    votes = torch.nn.functional.one_hot(train_labels[neighbours], 4).sum(1)
+    return float((votes.argmax(1) == test_labels).double().mean())
+
+
+def _knn_without_normalising(train_features, train_labels, test_features, test_labels, k, temperature):
+    similarities, neighbours = (test_features @ train_features.T).topk(k, dim=1)
+    weights = ((similarities - similarities[:, :1]) / temperature).exp()
+    votes = torch.zeros(len(test_features), 4, dtype=weights.dtype).scatter_add_(1, train_labels[neighbours], weights)
+    return float((votes.argmax(1) == test_labels).double().mean())
+
+
+def _uniformity_with_the_diagonal(z1, z2):  # averages over all n² pairs, i = j included
+    z1, z2 = z1 / z1.norm(dim=1, keepdim=True), z2 / z2.norm(dim=1, keepdim=True)
+    return float((z1 - z2).pow(2).sum(1).mean()), float(torch.exp(-2 * torch.cdist(z1, z1).pow(2)).mean().log())
+
+
+def _alignment_without_normalising(z1, z2):
+    z = z1 / z1.norm(dim=1, keepdim=True)
+    off = ~torch.eye(len(z), dtype=torch.bool)
+    return float((z1 - z2).pow(2).sum(1).mean()), float(torch.exp(-2 * torch.cdist(z, z).pow(2)[off]).mean().log())
+
+
+def _break_the_first_views(views, fraction, generator):
+    batch_size = views.shape[0] // 2
+    broken = torch.zeros(batch_size, dtype=torch.bool)
+    broken[torch.randperm(batch_size, generator=generator)[:round(fraction * batch_size)]] = True
+    new_views = views.clone()
+    new_views[:batch_size][broken] = views[:batch_size].roll(1, 0)[broken]
+    return new_views, broken
+
+
+def _break_pairs_maybe_with_itself(views, fraction, generator):  # the partner may be the sample itself
+    batch_size = views.shape[0] // 2
+    broken = torch.zeros(batch_size, dtype=torch.bool)
+    broken[torch.randperm(batch_size, generator=generator)[:round(fraction * batch_size)]] = True
+    partner = torch.arange(batch_size)
+    partner[broken] = torch.randint(0, batch_size, (int(broken.sum()),), generator=generator)
+    new_views = views.clone()
+    new_views[batch_size:] = views[batch_size + partner]
+    return new_views, broken
+
+
+def _row_mass_with_uniform_marginals(views, eps, rho, n_iter):  # gcalib.sinkhorn's default a = b = 1/n
+    z = torch.cat([v / v.norm(dim=1, keepdim=True) for v in views])
+    cost = (1 - z @ z.T).fill_diagonal_(float("inf"))
+    return gcalib.sinkhorn(cost, eps, reg_a=rho, reg_b=rho, n_iter=n_iter).plan.sum(1)
+
+
+def _row_mass_with_self_pairs(views, eps, rho, n_iter):  # keeps C_rr = 0
+    z = torch.cat([v / v.norm(dim=1, keepdim=True) for v in views])
+    ones = torch.ones(len(z), dtype=z.dtype)
+    return gcalib.sinkhorn(1 - z @ z.T, eps, ones, ones, reg_a=rho, reg_b=rho, n_iter=n_iter).plan.sum(1)
+
+
+def _domain_plan_positive_plus_alpha(domains, alpha, beta):  # the positive pair gets 1 + α
+    sample = torch.arange(2 * len(domains)) % len(domains)
+    same_domain = domains[sample][:, None] == domains[sample][None, :]
+    plan = torch.where(same_domain, alpha, beta) + (sample[:, None] == sample[None, :]).float()
+    return plan.fill_diagonal_(0.0)
+
+
+def _hospital_plan_without_findings(hospital, finding, weight):  # pulls every scan of the hospital
+    return plans.domain_plan(hospital, weight, 0.0)
+
+
 CASES = [
     ("01_entropic_ot_and_sinkhorn", "log_sinkhorn", exercises.check_log_sinkhorn, [_sinkhorn_without_eps, _sinkhorn_in_the_kernel_domain]),
     ("01_entropic_ot_and_sinkhorn", "unbalanced_sinkhorn", exercises.check_unbalanced_sinkhorn, [_unbalanced_wrong_kappa]),
@@ -91,6 +163,16 @@ CASES = [
     ("02_infonce_is_one_sinkhorn_step", "three_view_target", exercises.check_three_view_target, [_target_with_diagonal]),
     ("03_the_gca_loss_family", "infonce_gradient", exercises.check_infonce_gradient, [_gradient_without_transpose]),
     ("03_the_gca_loss_family", "rince_loss", exercises.check_rince_loss, [_rince_with_unnormalised_target]),
+    ("04_pretraining_on_cpu", "knn_accuracy_by_hand", exercises.check_knn_accuracy,
+     [_knn_majority_vote, _knn_without_normalising]),
+    ("04_pretraining_on_cpu", "alignment_uniformity", exercises.check_alignment_uniformity,
+     [_uniformity_with_the_diagonal, _alignment_without_normalising]),
+    ("05_extreme_views_and_unbalanced_ot", "break_pairs", exercises.check_break_pairs,
+     [_break_the_first_views, _break_pairs_maybe_with_itself]),
+    ("05_extreme_views_and_unbalanced_ot", "unbalanced_row_mass", exercises.check_unbalanced_row_mass,
+     [_row_mass_with_uniform_marginals, _row_mass_with_self_pairs]),
+    ("07_custom_target_plans", "domain_plan_by_hand", exercises.check_domain_plan, [_domain_plan_positive_plus_alpha]),
+    ("07_custom_target_plans", "hospital_plan", exercises.check_hospital_plan, [_hospital_plan_without_findings]),
 ]
 
 
@@ -157,7 +239,8 @@ def test_notebook_exercises_run_unsolved_and_their_checks_say_not_solved_yet(ste
         check = "".join(cells[check_index]["source"])
         assert re.search(rf"exercises\.check_\w+\({defined[0]}\)", check), check
         assert not check.startswith("# NBVAL_CHECK_OUTPUT") and cells[check_index].get("outputs") == []
-        namespace = {"torch": torch, "math": math, "gcalib": gcalib, "analysis": analysis, "exercises": exercises}
+        namespace = {"torch": torch, "math": math, "gcalib": gcalib, "analysis": analysis, "exercises": exercises,
+                     "plans": plans, "target_design": target_design}
         exec(compile(exercise, f"{stem} exercise", "exec"), namespace)
         exec(compile(check, f"{stem} check", "exec"), namespace)
         assert f"{defined[0]}: {exercises.NOT_SOLVED}" in capsys.readouterr().out
