@@ -38,9 +38,10 @@ from .losses import distributed
 from .losses.gca import LOSSES
 from .pretrain.augment import AUGMENTATIONS
 from .pretrain.compare import DEFAULT_COMPARE_LOSSES, TABLE_METRICS, compare, method_names
-from .pretrain.config import LR_SCALINGS, OPTIMIZERS, PRECISIONS, TARGETS, VIEWS, PretrainConfig
+from .losses.targets import TARGET_KINDS
+from .pretrain.config import LR_SCALINGS, OPTIMIZERS, PRECISIONS, VIEWS, PretrainConfig
 from .pretrain.data import DATASETS
-from .pretrain.figures import training_curves
+from .pretrain.figures import can_draw, training_curves
 from .pretrain.models import ARCHS
 from .pretrain.robustness import ROBUSTNESS_SETTINGS, robustness, robustness_table
 from .pretrain.sweep import DEFAULT_ALPHA_MINUS_BETA, SWEEP_DEFAULTS, domain_sweep
@@ -167,7 +168,7 @@ def _add_training_flags(p: argparse.ArgumentParser, defaults: PretrainConfig) ->
     for flag, fields, kind in _LOSS_FLAGS:
         g.add_argument("--" + flag.replace("_", "-"), dest=flag, type=kind, default=None,
                        help=f"sets {' and '.join(fields)}")
-    g.add_argument("--target", default=defaults.target, choices=TARGETS, help="target plan (default %(default)s)")
+    g.add_argument("--target", default=defaults.target, choices=TARGET_KINDS, help="target plan (default %(default)s)")
     g.add_argument("--alpha", type=float, default=defaults.alpha, help="same-domain weight of target=domain")
     g.add_argument("--beta", type=float, default=defaults.beta, help="cross-domain weight of target=domain")
     g = p.add_argument_group("optimisation")
@@ -343,10 +344,13 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     result = pretrain(run)
     if distributed.rank() != 0:
         return 0
-    training_curves(result.history, run.out_dir / "curves.png")
+    curves = run.out_dir / "curves.png"
+    drawn = can_draw(curves)
+    if drawn:
+        training_curves(result.history, curves)
     m = result.metrics
     print(f"{args.loss}: " + ", ".join(f"{k}={m[k]:.4f}" for k, _ in TABLE_METRICS if isinstance(m.get(k), float)))
-    print(f"wrote {run.out_dir}/metrics.json, history.json, curves.png, encoder.pt and checkpoints")
+    print(f"wrote {run.out_dir}/metrics.json, history.json, {'curves.png, ' if drawn else ''}encoder.pt and checkpoints")
     return 0
 
 

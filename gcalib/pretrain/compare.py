@@ -22,7 +22,7 @@ from ..validation import check_choice, check_sequence
 from .config import PretrainConfig
 from .evaluate import evaluate_encoder
 from .experiment import ExperimentResult, check_seeds
-from .figures import method_bars
+from .figures import can_draw, method_bars
 from .models import make_encoder
 from .tables import mean_std_text, text_table
 from .trainer import PreparedRun, load_test_set, prepare, pretrain
@@ -132,7 +132,8 @@ class CompareResult(ExperimentResult):
         return format_table(self.runs)
 
     def _write_extra_files(self, out: Path) -> dict[str, Path]:
-        return {"figure": method_bars(self.runs, _present_metrics(self.runs), out / "compare.png")}
+        figure = out / "compare.png"
+        return {"figure": method_bars(self.runs, _present_metrics(self.runs), figure)} if can_draw(figure) else {}
 
 
 def _reference_rows(run: PreparedRun, seeds: Sequence[int]) -> dict[str, list[dict]]:

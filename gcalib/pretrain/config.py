@@ -16,16 +16,17 @@ from typing import Any, Optional, Union
 
 import torch
 
-from ..losses.gca import LOSSES, make_loss
+from ..losses import make_loss
+from ..losses.spec import LOSSES
+from ..losses.targets import TARGET_KINDS
 from ..validation import check_bool, check_choice, check_int, check_nonnegative, check_positive, check_real, fail
 from .augment import AUGMENTATIONS, recipe
 from .data import DATASETS
 from .models import ARCHS
 
-__all__ = ["TARGETS", "VIEWS", "OPTIMIZERS", "PRECISIONS", "LR_SCALINGS", "DATASET_RECIPES", "RESUME_FREE_FIELDS",
+__all__ = ["VIEWS", "OPTIMIZERS", "PRECISIONS", "LR_SCALINGS", "DATASET_RECIPES", "RESUME_FREE_FIELDS",
            "PretrainConfig", "describe_dataset"]
 
-TARGETS = ("positive", "labels", "domain")
 VIEWS = ("augment", "rendered")
 OPTIMIZERS = ("sgd", "adam")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -296,7 +297,7 @@ class PretrainConfig:
         check_int("projector_out_dim", self.projector_out_dim, 1)
         if not isinstance(self.loss_params, dict):
             fail("loss_params", self.loss_params, "a dict of loss hyper-parameters", TypeError)
-        check_choice("target", self.target, TARGETS)
+        check_choice("target", self.target, TARGET_KINDS)
         check_nonnegative("alpha", self.alpha)
         check_nonnegative("beta", self.beta)
         if self.target != "domain" and (self.alpha or self.beta):

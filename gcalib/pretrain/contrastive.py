@@ -70,7 +70,7 @@ class ContrastiveModel(nn.Module):
 
     @torch.no_grad()
     def loss_terms(self, h: torch.Tensor, n_views: int, target: Optional[torch.Tensor]) -> dict[str, float]:
-        """The weighted KL and robust terms of a GCA-RINCE loss separately; the whole loss otherwise.
+        """The weighted cross-entropy and robust terms of a GCA-RINCE loss separately; the whole loss otherwise.
 
         Parameters are those of :meth:`loss`.
 

@@ -51,7 +51,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..validation import check_bool, check_choice, check_int, check_real, fail
+from ..validation import check_bool, check_choice, check_ids, check_int, check_real, fail
 from .clutter import CLUTTER_DOMAINS, cached_clutter_digits
 from .splits import SPLIT_SEED, stratified_split
 
@@ -190,7 +190,7 @@ class ImageDataset(Dataset):
                  split: str = "train") -> None:
         if (images is None) == (files is None):
             raise ValueError("ImageDataset needs exactly one of images= (in memory) or files= (lazy)")
-        self.labels = torch.as_tensor(labels, dtype=torch.long)
+        self.labels = check_ids("labels", labels, what="one class id per sample (-1: unlabelled)", min_length=0).long()
         n = len(self.labels)
         if images is not None:
             if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[-1] != images.shape[-2]:
@@ -208,9 +208,10 @@ class ImageDataset(Dataset):
             self.files = [Path(f) for f in files]
         self.images = images
         if domains is not None:
-            domains = torch.as_tensor(domains, dtype=torch.long)
-            if len(domains) != n or domain_names is None:
-                raise ValueError(f"domains needs one id per sample ({n}) and domain_names")
+            domains = check_ids("domains", domains, what="one domain id per sample", length=n, min_length=0,
+                                nonnegative=True).long()
+            if domain_names is None:
+                raise ValueError("domains needs domain_names (one name per domain id)")
         self.domains = domains
         self.domain_names = None if domain_names is None else list(domain_names)
         self.classes = list(classes)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..validation import check_int, check_positive, check_real, check_sequence
+from ..validation import check_ids, check_int, check_positive, check_real, check_sequence
 from .data import MultiViewDataset
 from .threads import iterate_loader
 
@@ -240,14 +240,8 @@ def _as_features(name: str, x) -> torch.Tensor:
 
 
 def _as_labels(name: str, y, n: int) -> torch.Tensor:
-    y = torch.as_tensor(y)
-    if y.ndim != 1 or y.shape[0] != n:
-        raise ValueError(f"{name} must be a 1-d tensor of length {n}, got shape {tuple(y.shape)}")
-    if y.is_floating_point() or y.dtype == torch.bool:
-        raise TypeError(f"{name} must hold integer class ids, got dtype {y.dtype}")
-    if n and int(y.min()) < 0:
-        raise ValueError(f"{name} must be non-negative class ids, got minimum {int(y.min())}")
-    return y.detach().cpu().long()
+    return check_ids(name, y, what="one class id per sample", length=n, min_length=0,
+                     nonnegative=True).detach().cpu().long()
 
 
 def _check_pair(train_features, train_labels, test_features, test_labels):

@@ -120,16 +120,14 @@ class ExperimentResult:
         dict of str to pathlib.Path
             ``"json"`` and the subclass's other files (``"figure"``, ``"table"``) → their paths.
 
-        Raises
-        ------
-        ImportError
-            When matplotlib, which draws the figures, is not installed.
+        The JSON file is written first; without matplotlib the figures are skipped with a warning.
         """
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         self.out_dir = out
-        self.files = {"json": out / self.JSON_NAME, **self._write_extra_files(out)}
+        self.files = {"json": out / self.JSON_NAME}
         write_json(self.to_dict(), self.files["json"])
+        self.files.update(self._write_extra_files(out))
         return dict(self.files)
 
     @classmethod

@@ -6,13 +6,14 @@ work without it; it comes with ``pip install 'gcalib[notebooks]'``.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .run_files import PathLike
 from .tables import mean_std
 
-__all__ = ["method_bars", "pyplot", "training_curves"]
+__all__ = ["can_draw", "method_bars", "pyplot", "training_curves"]
 
 
 def pyplot(headless: bool = False) -> Any:
@@ -43,6 +44,30 @@ def pyplot(headless: bool = False) -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def can_draw(path: PathLike) -> bool:
+    """Whether matplotlib is installed to draw the figure ``path``; when it is not, warn that ``path`` is
+    skipped and how to get it, so that a run without the ``notebooks`` extra still writes its numbers.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The image file a caller is about to write.
+
+    Returns
+    -------
+    bool
+        True when matplotlib can be imported.
+    """
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        warnings.warn(f"matplotlib is not installed, so {path} is not drawn (the numbers are written as usual); "
+                      "pip install 'gcalib[notebooks]' (or pip install matplotlib) to get the figures",
+                      stacklevel=2)
+        return False
+    return True
 
 
 def training_curves(history: Sequence[Mapping[str, float]], path: PathLike) -> Path:

@@ -35,7 +35,7 @@ from .config import RESUME_FREE_FIELDS, PretrainConfig
 from .data import ImageDataset, load_dataset
 from .evaluate import DEFAULT_CS, evaluate_encoder
 from .experiment import ExperimentResult, check_seeds
-from .figures import pyplot
+from .figures import can_draw, pyplot
 from .models import make_encoder
 from .run_files import read_json, write_json
 from .tables import mean_std, plus_minus, text_table
@@ -218,11 +218,13 @@ class SweepResult(ExperimentResult):
         ])
 
     def _write_extra_files(self, out: Path) -> dict[str, Path]:
-        files = {"table": out / "sweep.txt", "figure": out / "sweep.png"}
+        files = {"table": out / "sweep.txt"}
         files["table"].write_text(self.table() + "\n")
-        ax = plot_sweep(self)
-        ax.figure.savefig(files["figure"], dpi=120, bbox_inches="tight")
-        pyplot().close(ax.figure)
+        if can_draw(out / "sweep.png"):
+            files["figure"] = out / "sweep.png"
+            ax = plot_sweep(self)
+            ax.figure.savefig(files["figure"], dpi=120, bbox_inches="tight")
+            pyplot().close(ax.figure)
         return files
 
 

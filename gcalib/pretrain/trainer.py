@@ -442,9 +442,8 @@ def _batch_target(config: PretrainConfig, labels: torch.Tensor, domains: torch.T
     if options["gather_distributed"]:
         labels, domains = distributed.gather_nograd(labels), distributed.gather_nograd(domains)
     rows = shard_rows(config.batch_size, config.n_views, device=device) if options.get("shard_plan") else None
-    if config.target == "labels":
-        return plans.from_labels(labels, config.n_views, rows=rows)
-    return plans.domain_plan(domains, config.alpha, config.beta, config.n_views, rows=rows)
+    return plans.target_plan(config.target, labels=labels, domains=domains, alpha=config.alpha, beta=config.beta,
+                             n_views=config.n_views, rows=rows)
 
 
 @dataclass

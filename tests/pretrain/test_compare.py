@@ -1,5 +1,6 @@
 """compare(): methods over seeds with reference rows; its table, its saved files and their reading back."""
 import json
+import sys
 
 import pytest
 import torch
@@ -62,3 +63,14 @@ def test_compare_result_json_round_trip(tmp_path):
     (tmp_path / "bad.json").write_text('{"runs": {}}')
     with pytest.raises(ValueError, match=r"is not a compare.json written by CompareResult.save: it lacks \['dataset'"):
         CompareResult.load(tmp_path / "bad.json")
+
+
+def test_without_matplotlib_the_numbers_are_written_and_the_figure_skipped_with_a_warning(tmp_path, monkeypatch):
+    result = CompareResult(dataset="digits", losses=["infonce"], seeds=[0],
+                           runs={"infonce": [{"linear_acc": 0.5, "knn_acc_k20": 0.4}]},
+                           config={}, total_time_s=1.0)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.warns(UserWarning, match=r"matplotlib is not installed, so .*compare.png is not drawn.*gcalib\[notebooks\]"):
+        files = result.save(tmp_path)
+    assert set(files) == {"json"} and not (tmp_path / "compare.png").exists()
+    assert CompareResult.load(tmp_path / "compare.json").runs == result.runs

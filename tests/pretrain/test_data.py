@@ -378,12 +378,15 @@ def test_corrupt_image_file_names_the_file(disk, tmp_path):
 
 
 def test_image_dataset_validation():
+    with pytest.raises(TypeError, match=r"labels must be an integer tensor .*got dtype torch.float32"):
+        ImageDataset(torch.zeros(2), images=torch.zeros(2, 1, 4, 4, dtype=torch.uint8), classes=["a"],
+                     mean=(0.5,), std=(0.5,))
     with pytest.raises(ValueError, match="exactly one"):
-        ImageDataset(torch.zeros(2), classes=["a"], mean=(0.5,), std=(0.5,))
+        ImageDataset(torch.zeros(2, dtype=torch.long), classes=["a"], mean=(0.5,), std=(0.5,))
     with pytest.raises(ValueError, match="uint8"):
-        ImageDataset(torch.zeros(2), images=torch.zeros(2, 1, 4, 4), classes=["a"], mean=(0.5,), std=(0.5,))
+        ImageDataset(torch.zeros(2, dtype=torch.long), images=torch.zeros(2, 1, 4, 4), classes=["a"], mean=(0.5,), std=(0.5,))
     with pytest.raises(ValueError, match="3 rows but labels has 2"):
-        ImageDataset(torch.zeros(2), images=torch.zeros(3, 1, 4, 4, dtype=torch.uint8), classes=["a"],
+        ImageDataset(torch.zeros(2, dtype=torch.long), images=torch.zeros(3, 1, 4, 4, dtype=torch.uint8), classes=["a"],
                      mean=(0.5,), std=(0.5,))
     ds = ImageDataset(torch.tensor([0, 1]), images=torch.zeros(2, 1, 4, 4, dtype=torch.uint8),
                       classes=["a", "b"], mean=(0.5,), std=(0.5,))

@@ -83,13 +83,13 @@ def test_knn_and_probe_errors():
         knn_accuracy(x.clone().fill_(float("nan")), y, x, y, k=3)
     with pytest.raises(ValueError, match="same width"):
         linear_probe(x, y, x[:, :2], y)
-    with pytest.raises(ValueError, match="train_labels must be a 1-d tensor of length 10"):
+    with pytest.raises(ValueError, match=r"train_labels must hold one class id per sample \(10\), got 5"):
         linear_probe(x, y[:5], x, y)
     with pytest.raises(ValueError, match="at least two classes"):
         linear_probe(x, torch.zeros(10, dtype=torch.long), x, y)
     with pytest.raises(ValueError, match="Cs"):
         linear_probe(x, y, x, y, Cs=(0.0,))
-    with pytest.raises(TypeError, match="integer class ids"):
+    with pytest.raises(TypeError, match="train_labels must be an integer tensor"):
         linear_probe(x, y.float(), x, y)
 
 

@@ -254,7 +254,7 @@ def test_committed_sweep_loads_and_gives_its_table():
     path = RESULTS / "clutter_sweep.json"
     loaded = SweepResult.load(path)
     saved = json.loads(path.read_text())
-    assert loaded.dataset == "clutter_digits" and loaded.seeds == [0] and len(loaded.summary) == 7
+    assert loaded.dataset == "clutter_digits" and loaded.seeds == [0, 1, 2] and len(loaded.summary) == 7
     assert loaded.table().splitlines() == saved["table"]
     assert loaded.to_dict() == saved
 
