@@ -21,7 +21,7 @@ with ``z`` it touches the n × n matrix a handful of times, whatever ``n_iter``.
 index lists (:func:`positive_pair_target`), so the default target never becomes an n × n matrix.
 
 **A block of rows** (:class:`RowBlock`). The same function evaluates one process's share when the rows of the
-problem are split over processes: it holds ``L`` restricted to its rows ``R`` (|R| × n, built as
+problem are split over processes: it holds ``L`` restricted to its rows ``R`` (#R × n, built as
 ``(z_R zᵀ − 1)/ε``), the target's rows and the plan's rows; every sum over rows above (``T̂ᵀ𝟙``, the column
 half-steps, the adjoint of ``γ``) is this block's partial sum, combined over processes by the block's
 :class:`gcalib.ot.scaling.RowReduction`, and the value is the sum of the blocks' values. The backward
@@ -91,7 +91,7 @@ class RowBlock:
         Returns
         -------
         torch.Tensor
-            ``z_R``, shape (|R|, d).
+            ``z_R``, shape (#R, d).
         """
         return z if self.rows is None else z[self.rows]
 
@@ -101,7 +101,7 @@ class RowBlock:
         Parameters
         ----------
         matrix : torch.Tensor
-            The block's rows of an (n, n) matrix, shape (|R|, n).
+            The block's rows of an (n, n) matrix, shape (#R, n).
         value : float
             The value to write.
 
@@ -117,7 +117,7 @@ class RowBlock:
         return matrix
 
     def uniform_columns(self, z: torch.Tensor) -> Union[torch.Tensor, float]:
-        """Column sums over the block's rows of the uniform plan over candidates: ``(|R| − [s ∈ R])/(n − 1)``.
+        """Column sums over the block's rows of the uniform plan over candidates: ``(#R − [s ∈ R])/(n − 1)``.
 
         Parameters
         ----------
@@ -140,7 +140,7 @@ class RowBlock:
         Parameters
         ----------
         cost_grad : torch.Tensor
-            The block's rows ``L̄`` of the gradient with respect to the log-kernel, shape (|R|, n).
+            The block's rows ``L̄`` of the gradient with respect to the log-kernel, shape (#R, n).
         z : torch.Tensor
             All rows, shape (n, d).
         z_rows : torch.Tensor
@@ -346,7 +346,7 @@ def fused_gca_loss(z: torch.Tensor, target: Target, spec: LossSpec, block: RowBl
     z : torch.Tensor
         Unit rows in the blocked layout, shape (n, d).
     target : torch.Tensor or SparseTarget
-        The row-normalised target plan ``T̂``, its block's rows (|R|, n); not differentiated.
+        The row-normalised target plan ``T̂``, its block's rows (#R, n); not differentiated.
     spec : LossSpec
         The loss's hyper-parameters.
     block : RowBlock

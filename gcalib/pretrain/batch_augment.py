@@ -20,7 +20,7 @@ integers after each step; the batched path stays in float32, so outputs differ b
 levels where those roundings fall, never in distribution. Values are clipped to [0, 1] after the
 crop and the blur only to undo floating-point rounding of convex combinations.
 
-On the CPU each per-sample step runs on the rows that take it (index_select / index_copy_); on
+On the CPU each per-sample step runs on the rows that take it (``index_select`` / ``index_copy_``); on
 accelerators on the whole batch, kept by torch.where, so that nothing waits for the device.
 
 ``multi_view(images, n_views)`` returns V views stacked in the blocked layout: rows
@@ -393,7 +393,7 @@ def resize_weights(start: Tensor, length: Tensor, in_size: int, out_size: int) -
     """Weights (n, out_size, in_size) resizing the segment [start, start+length) of an axis to
     out_size samples with PyTorch's antialiased bilinear filter (align_corners=False):
     scale σ = length/out, support s = max(σ, 1), centre c_o = σ·(o + ½),
-    w_{o,j} ∝ max(0, 1 − |j − start + ½ − c_o| / s) for start ≤ j < start+length, rows
+    ``w_{o,j} ∝ max(0, 1 − |j − start + ½ − c_o| / s)`` for start ≤ j < start+length, rows
     normalised.
 
     Parameters
@@ -606,8 +606,8 @@ def adjust_hue(images: Tensor, shift: Tensor) -> Tensor:
     With M = max, m = min and Δ = M − m over the channels, the hue in sextants is
     6H = (G − B)/Δ if M = R, else (B − R)/Δ + 2 if M = G, else (R − G)/Δ + 4 (0 where Δ = 0). The
     rotated pixel is channel_c = m + Δ·clip(d(6H + 6·shift − s_c) − 1, 0, 1), s = (0, 2, 4) for
-    R, G, B, where d(t) = |||t| − 6| − 3| is the distance of t from 3 + 6ℤ (valid for |t| ≤ 12; here
-    |t| < 8): torchvision's HSV hexcone map.
+    R, G, B, where ``d(t) = |||t| − 6| − 3|`` is the distance of t from 3 + 6ℤ (valid for ``|t| ≤ 12``; here
+    ``|t| < 8``): torchvision's HSV hexcone map.
 
     Parameters
     ----------
