@@ -1,9 +1,9 @@
-"""Augmentation throughput: batched views (gcalib.pretrain.batch_augment) vs the per-image torchvision pipeline.
+"""Augmentation throughput: batched views (gcalib.training.batch_augment) vs the per-image torchvision pipeline.
 
 Usage: ``python -m benchmarks.bench_augment [--quick] [--batch 512] [--repeats 5] [--device cpu]``.
 Data: random uint8 CIFAR-sized images (B, 3, 32, 32); two views per image in the blocked layout.
 
-- per-image: ``gcalib.pretrain.augment.make_view_transform`` called on every image and view in a Python loop,
+- per-image: ``gcalib.training.augment.make_view_transform`` called on every image and view in a Python loop,
   then stacked, as one DataLoader worker does (single-threaded: torch runs workers with 1 thread);
 - batched: ``BatchAugment.multi_view(images, 2)``; on the CPU timed with 1 thread (the same CPU
   budget as one worker: ``ratio_1_thread``) and with all threads, compared with that many workers
@@ -25,8 +25,8 @@ from typing import Optional, Sequence
 
 import torch
 
-from gcalib.pretrain.augment import make_view_transform
-from gcalib.pretrain.batch_augment import BatchAugment
+from gcalib.training.augment import make_view_transform
+from gcalib.training.batch_augment import BatchAugment
 
 from .timing import median_seconds, write_json
 

@@ -3,7 +3,7 @@
 Usage: ``python -m benchmarks.bench_train_step [--arch small_cnn] [--batch 256] [--losses infonce,gca_uot]
 [--repeats 7] [--threads N] [--device cpu|cuda] [--quick]``. Two views of ``batch`` random 32×32 images
 (so the loss sees n = 2·batch rows); steps of the losses are interleaved and ``ratio`` is the median
-over rounds of (step time / InfoNCE step time). Needs ``gcalib.pretrain.models``. Writes
+over rounds of (step time / InfoNCE step time). Needs ``gcalib.training.models``. Writes
 ``benchmarks/results/train_step.json``.
 """
 from __future__ import annotations
@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
-    if importlib.util.find_spec("gcalib.pretrain.models") is None:
-        print("skipped: gcalib.pretrain.models is not available")
+    if importlib.util.find_spec("gcalib.training.models") is None:
+        print("skipped: gcalib.training.models is not available")
         return {}
     set_threads(args.threads)
     result = run(args.arch, args.batch, args.losses.split(","), args.repeats or (3 if args.quick else 7), args.device)

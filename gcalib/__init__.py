@@ -1,14 +1,14 @@
 """gcalib: Generalized Contrastive Alignment — contrastive learning as entropic optimal transport.
 
 Four layers, each importing only those below it: :mod:`gcalib.ot` (the Sinkhorn solver) ←
-:mod:`gcalib.losses` (target plans and GCA losses) ← :mod:`gcalib.pretrain` (training, data, evaluation,
+:mod:`gcalib.losses` (target plans and GCA losses) ← :mod:`gcalib.training` (training, data, evaluation,
 experiments) ← :mod:`gcalib.notebook` (figures and widgets for the notebook series).
 :mod:`gcalib.validation` (argument checks) sits under all of them; :mod:`gcalib.cli` drives the
-pretraining layer from the command line.
+training layer from the command line.
 """
 from .losses import LOSSES, GCALoss, LossSpec, domain_plan, from_labels, gca_loss, make_loss, positive_pairs, validate_target
 from .ot import OTResult, sinkhorn
-from .pretrain import PretrainConfig, Projector, alignment, knn_accuracy, linear_probe, make_encoder, pretrain, uniformity
+from .training import PretrainConfig, Projector, alignment, knn_accuracy, linear_probe, make_encoder, pretrain, uniformity
 
 __version__ = "0.1.0"
 

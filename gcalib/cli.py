@@ -6,12 +6,12 @@
 * ``compare --dataset D --losses a,b,... --seeds S [...] --out DIR`` trains every method for every
   seed with the same settings and prints one table (mean ± std over seeds), with a random-init encoder
   and the raw pixels as reference rows; DIR/compare.json and DIR/compare.png hold the same
-  (:func:`gcalib.pretrain.compare.compare`, which also takes dataset objects).
+  (:func:`gcalib.training.compare.compare`, which also takes dataset objects).
 * ``robustness --settings s,... [...] --out DIR`` runs ``compare`` once per setting of
-  :data:`gcalib.pretrain.robustness.ROBUSTNESS_SETTINGS` (broken positives, extreme views) and prints methods × settings
+  :data:`gcalib.training.robustness.ROBUSTNESS_SETTINGS` (broken positives, extreme views) and prints methods × settings
   tables; DIR/robustness.json holds the grid.
 * ``domain-sweep --alpha-minus-beta -0.5,0,0.5 --seeds S [...] --out DIR`` pretrains with the domain plan for
-  every value of α − β and seed (:func:`gcalib.pretrain.sweep.domain_sweep`) and prints the sweep's table;
+  every value of α − β and seed (:func:`gcalib.training.sweep.domain_sweep`) and prints the sweep's table;
   DIR/sweep.json, sweep.txt and sweep.png hold the same.
 
 ``--seeds`` is a count N (seeds 0..N-1) or a comma-separated list such as ``0,3,7``. A list of numbers may
@@ -36,16 +36,16 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 
 from .losses import distributed
 from .losses.gca import LOSSES
-from .pretrain.augment import AUGMENTATIONS
-from .pretrain.compare import DEFAULT_COMPARE_LOSSES, TABLE_METRICS, compare, method_names
+from .training.augment import AUGMENTATIONS
+from .training.compare import DEFAULT_COMPARE_LOSSES, TABLE_METRICS, compare, method_names
 from .losses.targets import TARGET_KINDS
-from .pretrain.config import LR_SCALINGS, OPTIMIZERS, PRECISIONS, VIEWS, PretrainConfig
-from .pretrain.data import DATASETS
-from .pretrain.figures import can_draw, training_curves
-from .pretrain.models import ARCHS
-from .pretrain.robustness import ROBUSTNESS_SETTINGS, robustness, robustness_table
-from .pretrain.sweep import DEFAULT_ALPHA_MINUS_BETA, SWEEP_DEFAULTS, domain_sweep
-from .pretrain.trainer import NonFiniteLossError, PreparedRun, prepare, pretrain
+from .training.config import LR_SCALINGS, OPTIMIZERS, PRECISIONS, VIEWS, PretrainConfig
+from .training.data import DATASETS
+from .training.figures import can_draw, training_curves
+from .training.models import ARCHS
+from .training.robustness import ROBUSTNESS_SETTINGS, robustness, robustness_table
+from .training.sweep import DEFAULT_ALPHA_MINUS_BETA, SWEEP_DEFAULTS, domain_sweep
+from .training.trainer import NonFiniteLossError, PreparedRun, prepare, pretrain
 
 __all__ = ["main", "build_parser"]
 
@@ -332,7 +332,7 @@ def _config(args: argparse.Namespace, loss: str, seed: int, out_dir: Optional[st
 
 
 def _run_pretrain(args: argparse.Namespace) -> int:
-    """``pretrain``: :func:`gcalib.pretrain.trainer.pretrain` of one config, then its curves and a summary line."""
+    """``pretrain``: :func:`gcalib.training.trainer.pretrain` of one config, then its curves and a summary line."""
     with _usage_errors():
         run: PreparedRun = prepare(_config(
             args, args.loss, args.seed, args.out, checkpoint_every=args.checkpoint_every,
@@ -355,7 +355,7 @@ def _run_pretrain(args: argparse.Namespace) -> int:
 
 
 def _run_compare(args: argparse.Namespace) -> int:
-    """``compare``: :func:`gcalib.pretrain.compare.compare` with the command line's settings, then the table."""
+    """``compare``: :func:`gcalib.training.compare.compare` with the command line's settings, then the table."""
     with _usage_errors():
         result = compare(_config(args, args.losses[0], args.seeds[0], None), args.losses, args.seeds, args.out)
     print(f"\n{args.dataset}: {len(args.losses)} methods x {len(args.seeds)} seed(s), {args.epochs} epochs each, "
@@ -365,7 +365,7 @@ def _run_compare(args: argparse.Namespace) -> int:
 
 
 def _run_robustness(args: argparse.Namespace) -> int:
-    """``robustness``: :func:`gcalib.pretrain.robustness.robustness` with the command line's settings, then
+    """``robustness``: :func:`gcalib.training.robustness.robustness` with the command line's settings, then
     the tables."""
     settings = {name: ROBUSTNESS_SETTINGS[name] for name in args.settings}
     with _usage_errors():
@@ -379,7 +379,7 @@ def _run_robustness(args: argparse.Namespace) -> int:
 
 
 def _run_domain_sweep(args: argparse.Namespace) -> int:
-    """``domain-sweep``: :func:`gcalib.pretrain.sweep.domain_sweep` with the command line's settings, then the table."""
+    """``domain-sweep``: :func:`gcalib.training.sweep.domain_sweep` with the command line's settings, then the table."""
     overrides: dict[str, Any] = {
         "loss": args.loss, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
         "max_train_samples": args.max_train_samples, "device": args.device, "workers": args.workers,

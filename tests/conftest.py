@@ -1,7 +1,7 @@
 """Shared test fixtures: ``disk`` (writers of tiny datasets in their real on-disk formats, see
 data/README.md) and ``make_views`` (seeded embedding views).
 
-Each writer puts files under ``root`` exactly where ``gcalib.pretrain.data.load_dataset(name, root=root)`` and
+Each writer puts files under ``root`` exactly where ``gcalib.training.data.load_dataset(name, root=root)`` and
 torchvision expect them, and returns what it wrote (images as uint8 (N, 3, H, W), labels 0-based) so
 that tests can compare the loaded data with it. Images are random but seeded.
 """
@@ -179,7 +179,7 @@ def tagged_dataset(n: int = 40, k: int = 3, size: int = 8, n_classes: int = 4):
     """An in-memory ImageDataset whose images say where they come from: channel 0 of image i and of its
     renderings is i, channel 1 is 255 for the evaluation image and r for rendering r (n <= 255, k < 255).
     Labels are ``i % n_classes``; mean 0 and std 1, so that a ``none`` view is the image / 255."""
-    from gcalib.pretrain.data import ImageDataset
+    from gcalib.training.data import ImageDataset
 
     index = torch.arange(n, dtype=torch.uint8).view(n, 1, 1)
     images = torch.zeros(n, 3, size, size, dtype=torch.uint8)

@@ -16,15 +16,15 @@ import pytest
 import torch
 
 from gcalib.losses import targets as plans
-from gcalib.pretrain.augment import recipe
+from gcalib.training.augment import recipe
 from gcalib.cli import main
-from gcalib.pretrain.data import DatasetCorruptError, DatasetNotFoundError, load_dataset
-from gcalib.pretrain.evaluate import knn_accuracy, linear_probe
+from gcalib.training.data import DatasetCorruptError, DatasetNotFoundError, load_dataset
+from gcalib.training.evaluate import knn_accuracy, linear_probe
 from gcalib.losses.gca import gca_loss, make_loss
-from gcalib.pretrain.models import make_encoder
+from gcalib.training.models import make_encoder
 from gcalib.ot.solver import sinkhorn
 from gcalib.losses.sharded import shard_rows
-from gcalib.pretrain.trainer import PretrainConfig, prepare, pretrain
+from gcalib.training.trainer import PretrainConfig, prepare, pretrain
 
 B, D = 4, 3
 TINY = dict(dataset="digits", max_train_samples=16, batch_size=8, epochs=1, projector_hidden_dim=32,

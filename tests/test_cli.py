@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from gcalib.cli import build_parser, main
-from gcalib.pretrain.contrastive import ContrastiveModel
-from gcalib.pretrain.sweep import DEFAULT_ALPHA_MINUS_BETA, SWEEP_DEFAULTS
+from gcalib.training.contrastive import ContrastiveModel
+from gcalib.training.sweep import DEFAULT_ALPHA_MINUS_BETA, SWEEP_DEFAULTS
 
 TINY = ["--epochs", "1", "--batch-size", "32", "--max-train-samples", "64", "--workers", "0", "--no-progress",
         "--projector-hidden", "64"]

@@ -1,7 +1,7 @@
 """The package's shape: layers import only downwards, every third-party import is declared (the core
 layers need only the core dependencies to load), and the losses stay light to import.
 
-Layers, lowest first: ``gcalib.validation`` < ``gcalib.ot`` < ``gcalib.losses`` < ``gcalib.pretrain`` <
+Layers, lowest first: ``gcalib.validation`` < ``gcalib.ot`` < ``gcalib.losses`` < ``gcalib.training`` <
 ``gcalib.cli`` < ``gcalib.notebook``. A module may import its own layer and the layers below it; nothing
 outside ``gcalib.notebook`` imports it. Imports inside functions count as much as those at the top.
 """
@@ -20,7 +20,7 @@ tomllib = pytest.importorskip("tomllib")
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "gcalib"
-RANK = {"validation": 0, "ot": 1, "losses": 2, "pretrain": 3, "cli": 4, "__main__": 4, "notebook": 5}
+RANK = {"validation": 0, "ot": 1, "losses": 2, "training": 3, "cli": 4, "__main__": 4, "notebook": 5}
 # Import names whose distribution is spelled differently on PyPI.
 DISTRIBUTION = {"sklearn": "scikit-learn", "PIL": "pillow", "IPython": "ipython", "ot": "pot"}
 HEAVY = ("matplotlib", "ipywidgets", "IPython", "sklearn", "pandas", "seaborn", "scipy")
@@ -77,7 +77,7 @@ def test_layers_import_only_downwards_and_nobody_imports_the_notebook_layer():
                 continue
             destination = _layer(target)
             if source == "__init__":
-                allowed = destination in {"ot", "losses", "pretrain"}
+                allowed = destination in {"ot", "losses", "training"}
             else:
                 allowed = RANK[destination] <= RANK[source]
             if not allowed:

@@ -12,17 +12,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gcalib.losses import targets as plans
-from gcalib.pretrain.augment import BrightnessShift, recipe
-from gcalib.pretrain.batch_augment import gaussian_blur, sample_crop_boxes, sample_jitter_params
-from gcalib.pretrain.checkpoint import CHECKPOINT_KEYS, save_checkpoint
-from gcalib.pretrain.config import PretrainConfig
-from gcalib.pretrain.data import load_dataset
-from gcalib.pretrain.evaluate import linear_probe, uniformity
+from gcalib.training.augment import BrightnessShift, recipe
+from gcalib.training.batch_augment import gaussian_blur, sample_crop_boxes, sample_jitter_params
+from gcalib.training.checkpoint import CHECKPOINT_KEYS, save_checkpoint
+from gcalib.training.config import PretrainConfig
+from gcalib.training.data import load_dataset
+from gcalib.training.evaluate import linear_probe, uniformity
 from gcalib.notebook.run_directories import config_digest
 from gcalib.losses.gca import make_loss
-from gcalib.pretrain.models import Projector, make_encoder
+from gcalib.training.models import Projector, make_encoder
 from gcalib.ot.solver import sinkhorn
-from gcalib.pretrain.sweep import alpha_beta
+from gcalib.training.sweep import alpha_beta
 from gcalib.validation import (check_bool, check_choice, check_float_tensor, check_ids, check_int, check_nonnegative,
                                check_positive, check_real, check_sequence, fail)
 

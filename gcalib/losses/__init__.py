@@ -3,7 +3,7 @@
 Owns the loss specification and its presets (InfoNCE, RINCE, GCA-INCE, GCA-RINCE, GCA-UOT, ...), the
 target plans T, the divergences between T and the transport plan P, the fused loss, and gathering a
 batch across processes (including the row-sharded plan). May import :mod:`gcalib.ot`, never
-:mod:`gcalib.pretrain` or :mod:`gcalib.notebook`.
+:mod:`gcalib.training` or :mod:`gcalib.notebook`.
 
 * :mod:`~gcalib.losses.spec` — :class:`LossSpec` and the presets;
 * :mod:`~gcalib.losses.targets` — the target plans T;

@@ -8,19 +8,19 @@ from typing import Optional, Sequence
 
 import torch
 
-from ..pretrain.augment import AUGMENTATIONS
-from ..pretrain.batch_augment import BatchAugment
-from ..pretrain.config import VIEWS
-from ..pretrain.data import draw_view_sources
+from ..training.augment import AUGMENTATIONS
+from ..training.batch_augment import BatchAugment
+from ..training.config import VIEWS
+from ..training.data import draw_view_sources
 from ..validation import check_choice, check_int, check_real
 
 __all__ = ["denormalise", "ViewPairs", "draw_views", "domain_examples"]
 
 
 def _in_memory(dataset) -> None:
-    """Raise unless ``dataset`` is an in-memory :class:`gcalib.pretrain.data.ImageDataset` (images and labels)."""
+    """Raise unless ``dataset`` is an in-memory :class:`gcalib.training.data.ImageDataset` (images and labels)."""
     if getattr(dataset, "images", None) is None or not hasattr(dataset, "labels"):
-        raise TypeError(f"dataset must be an in-memory gcalib.pretrain.data.ImageDataset, got {type(dataset).__name__}")
+        raise TypeError(f"dataset must be an in-memory gcalib.training.data.ImageDataset, got {type(dataset).__name__}")
 
 
 def _index(dataset, index) -> torch.Tensor:
@@ -124,22 +124,22 @@ def draw_views(dataset, index, *, views: str = "augment", augmentation: str = "s
                corrupt_pairs: float = 0.0, strength: float = 0.5, seed: int = 0) -> ViewPairs:
     """The views of some samples drawn the way the trainer draws them, from one seeded generator.
 
-    The sources come from :func:`gcalib.pretrain.data.draw_view_sources`, then
-    :class:`gcalib.pretrain.batch_augment.BatchAugment` augments them. ``views="augment"``: every view
+    The sources come from :func:`gcalib.training.data.draw_view_sources`, then
+    :class:`gcalib.training.batch_augment.BatchAugment` augments them. ``views="augment"``: every view
     augments the sample's image; ``views="rendered"``: each view augments a different one of the sample's
     renderings (``dataset.renderings``). With ``corrupt_pairs`` = P, views 2..V of a sample show, with
     probability P, another sample of ``dataset`` (uniform among the rest).
 
     Parameters
     ----------
-    dataset : gcalib.pretrain.data.ImageDataset
+    dataset : gcalib.training.data.ImageDataset
         An in-memory dataset.
     index : sequence of int or torch.Tensor
         The sample ids of the batch.
     views : {"augment", "rendered"}
         Where the views start from.
     augmentation : str
-        A name of :data:`gcalib.pretrain.augment.AUGMENTATIONS`.
+        A name of :data:`gcalib.training.augment.AUGMENTATIONS`.
     n_views : int
         Number of views V per sample, >= 2.
     corrupt_pairs : float
@@ -190,7 +190,7 @@ def domain_examples(dataset, per_domain: int) -> torch.Tensor:
 
     Parameters
     ----------
-    dataset : gcalib.pretrain.data.ImageDataset
+    dataset : gcalib.training.data.ImageDataset
         A dataset with ``domains``.
     per_domain : int
         Samples per domain, >= 1 (fewer where a domain has fewer).

@@ -29,7 +29,7 @@ import torch
 from ..losses.gca import make_loss
 from ..losses.targets import domain_plan, from_labels, positive_pairs, validate_target
 from ..ot.solver import sinkhorn
-from ..pretrain.evaluate import alignment, knn_accuracy, uniformity
+from ..training.evaluate import alignment, knn_accuracy, uniformity
 from . import analysis
 from .batch_plans import positive_pair_mass
 

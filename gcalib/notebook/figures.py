@@ -19,7 +19,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ..pretrain.tables import mean_std
+from ..training.tables import mean_std
 from ..validation import check_choice, check_int, check_positive
 from .dataset_views import ViewPairs, _in_memory, _index, domain_examples
 from .saved_results import _finite_values, _grid_runs, _settings
@@ -641,7 +641,7 @@ def plot_robustness_grid(
     Parameters
     ----------
     grid : mapping
-        ``{"runs": {setting: {method: [metrics per seed]}}}`` of :func:`gcalib.pretrain.robustness.robustness`
+        ``{"runs": {setting: {method: [metrics per seed]}}}`` of :func:`gcalib.training.robustness.robustness`
         (``dataset`` and ``seeds`` make the default title).
     metric : str
         The key of each seed's metrics.
@@ -839,7 +839,7 @@ def plot_view_pairs(pairs: ViewPairs, dataset, *, title: Optional[str] = None, p
     ----------
     pairs : ViewPairs
         The views drawn.
-    dataset : gcalib.pretrain.data.ImageDataset
+    dataset : gcalib.training.data.ImageDataset
         The in-memory dataset they were drawn from.
     title : str, optional
         Title of the figure.
@@ -877,7 +877,7 @@ def plot_domains(dataset, per_domain: int = 8, *, title: Optional[str] = None, p
 
     Parameters
     ----------
-    dataset : gcalib.pretrain.data.ImageDataset
+    dataset : gcalib.training.data.ImageDataset
         An in-memory dataset with domains.
     per_domain : int
         Images per row, >= 1.
@@ -916,7 +916,7 @@ def plot_renderings(dataset, index, n_renderings: int = 4, *, title: Optional[st
 
     Parameters
     ----------
-    dataset : gcalib.pretrain.data.ImageDataset
+    dataset : gcalib.training.data.ImageDataset
         An in-memory dataset with ``renderings``.
     index : sequence of int or torch.Tensor
         The sample ids.

@@ -4,7 +4,7 @@ changes the computed numbers.
 So ``pretrain(replace(config, out_dir=run_directory(root, config), resume=True))`` is *load-or-train*: a
 finished run is loaded (only re-evaluated), an interrupted one continues from its newest checkpoint, and a
 changed config gets a fresh directory. A dataset object is identified by the content of its data (its
-:meth:`gcalib.pretrain.data.ImageDataset.fingerprint` and normalisation), never by its repr.
+:meth:`gcalib.training.data.ImageDataset.fingerprint` and normalisation), never by its repr.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import re
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from ..pretrain.config import RESUME_FREE_FIELDS, PretrainConfig
-from ..pretrain.data import ImageDataset
+from ..training.config import RESUME_FREE_FIELDS, PretrainConfig
+from ..training.data import ImageDataset
 from ..validation import check_int
 
 __all__ = ["config_digest", "run_directory"]
@@ -45,11 +45,11 @@ def config_digest(config: PretrainConfig, length: int = 10) -> str:
     """Hex digest of the config fields that change a run's numbers.
 
     SHA-256 of ``config.to_dict()`` as sorted JSON, without the fields a resumed run may change
-    (:data:`gcalib.pretrain.config.RESUME_FREE_FIELDS`: progress, out_dir, device, …). A dataset object (in
+    (:data:`gcalib.training.config.RESUME_FREE_FIELDS`: progress, out_dir, device, …). A dataset object (in
     ``dataset`` or ``test_dataset``) enters through its content (fingerprint of the data and its
     normalisation), so equal data gives equal digests and different data different ones; a dataset object
-    that is not a :class:`gcalib.pretrain.data.ImageDataset` is read once to fingerprint it, as
-    :func:`gcalib.pretrain.trainer.pretrain` reads it before training.
+    that is not a :class:`gcalib.training.data.ImageDataset` is read once to fingerprint it, as
+    :func:`gcalib.training.trainer.pretrain` reads it before training.
 
     Parameters
     ----------

@@ -1,7 +1,7 @@
-"""Saved results read back: a robustness grid (:func:`gcalib.pretrain.robustness.robustness`) as each
+"""Saved results read back: a robustness grid (:func:`gcalib.training.robustness.robustness`) as each
 method's mean ± std against a baseline, read against the seed-to-seed spread.
 :func:`gcalib.notebook.figures.plot_robustness_grid` draws a grid; a saved ``sweep.json`` is read back with
-:meth:`gcalib.pretrain.sweep.SweepResult.load`."""
+:meth:`gcalib.training.sweep.SweepResult.load`."""
 from __future__ import annotations
 
 from typing import Mapping, Optional, Sequence
@@ -44,7 +44,7 @@ def versus_baseline(grid: Mapping, baseline: str = "infonce", metric: str = "lin
     ----------
     grid : mapping
         ``{"runs": {setting: {method: [metrics per seed]}}}``, as written by
-        :func:`gcalib.pretrain.robustness.robustness`.
+        :func:`gcalib.training.robustness.robustness`.
     baseline : str
         The method compared against.
     metric : str

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from gcalib.pretrain.data import ImageDataset  # noqa: E402
+from gcalib.training.data import ImageDataset  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from gcalib.notebook import projections
-from gcalib.pretrain.models import Projector, make_encoder
+from gcalib.training.models import Projector, make_encoder
 
 
 def test_project_images_is_the_eval_mode_projection_split_into_views():

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from gcalib.notebook import run_directories
-from gcalib.pretrain.trainer import PretrainConfig, pretrain
+from gcalib.training.trainer import PretrainConfig, pretrain
 
 
 def test_digest_ignores_resume_free_fields_and_tracks_everything_else():
