@@ -291,7 +291,7 @@ def _add_domain_sweep_parser(sub: Any, defaults: PretrainConfig) -> None:
     s.add_argument("--alpha-minus-beta", type=_float_list, default=",".join(map(str, DEFAULT_ALPHA_MINUS_BETA)),
                    help="comma-separated values of alpha-beta (default %(default)s)")
     s.add_argument("--base", type=float, default=0.0, help="the smaller of alpha and beta (default %(default)s)")
-    s.add_argument("--seeds", type=_seed_list, default="1", help=_SEEDS_HELP)
+    s.add_argument("--seeds", type=_seed_list, default="3", help=_SEEDS_HELP)
     s.add_argument("--loss", default=defaults.loss, choices=LOSSES, help="loss preset (default %(default)s)")
     s.add_argument("--eps", type=float, default=None, help="loss temperature eps (default: the preset's)")
     s.add_argument("--epochs", type=int, default=SWEEP_DEFAULTS["epochs"], help="(default %(default)s)")

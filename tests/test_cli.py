@@ -151,7 +151,7 @@ def test_number_lists_may_start_with_a_minus_sign_and_seeds_may_be_a_count():
     args = build_parser().parse_args(["domain-sweep", "--alpha-minus-beta=-0.2,0.2", "--base", "-0"])
     assert args.alpha_minus_beta == [-0.2, 0.2]
     defaults = build_parser().parse_args(["domain-sweep"])
-    assert defaults.alpha_minus_beta == list(DEFAULT_ALPHA_MINUS_BETA) and defaults.seeds == [0]
+    assert defaults.alpha_minus_beta == list(DEFAULT_ALPHA_MINUS_BETA) and defaults.seeds == [0, 1, 2]
     assert defaults.epochs == SWEEP_DEFAULTS["epochs"]
 
 
