@@ -49,6 +49,7 @@ test-headless: $(STAMP)
 # The site: README, the notebooks executed (figures included), the API reference, results; offline.
 # A fresh build every time (-E), so that the notebooks run against the current code.
 docs: $(DOCS_STAMP)
+	rm -rf docs/api docs/_generated
 	mkdir -p docs/_build
 	$(PY) -m sphinx -b html -E -w docs/_build/warnings.txt $(SPHINXOPTS) docs $(SITE)
 	$(PY) docs/check_site.py $(SITE) docs/_build/warnings.txt

@@ -3,7 +3,7 @@
 For unit rows ``z`` (n × d) the forward builds ``L = (z zᵀ − 1)/ε`` (``L_rr = −∞``) with one matrix
 product, runs the Sinkhorn half-steps of :func:`gcalib.ot.scaling.solve` on it, plus the final
 row projection ``lse*_r = LSE_s(L_rs + γ_s)``, and evaluates every divergence from vectors
-(``T̂`` the row-normalised target plan, ``φ, γ`` the scaled potentials):
+(``T̂`` the row-normalised target plan, ``φ, γ`` the scaled potentials)::
 
     CE(T̂, P̂) = −(1/n) [⟨T̂, L⟩ + ⟨T̂ᵀ𝟙, γ⟩ − ⟨T̂𝟙, lse*⟩]         projected plan P̂ = rownorm(exp(L + γ))
     CE(T̂, P)  = −(1/n) [⟨T̂, L⟩ + ⟨T̂ᵀ𝟙, γ⟩ + ⟨T̂𝟙, φ⟩]            Sinkhorn plan P = exp(L + φ ⊕ γ) (IOT)
