@@ -7,6 +7,7 @@ std over seeds (:mod:`gcalib.training.tables`) and reference rows. Its result cl
 """
 from __future__ import annotations
 
+import abc
 import dataclasses
 from pathlib import Path
 from typing import Any, ClassVar, Optional, Sequence, TypeVar
@@ -48,7 +49,7 @@ def check_seeds(seeds: Sequence[int]) -> list[int]:
     return seeds
 
 
-class ExperimentResult:
+class ExperimentResult(abc.ABC):
     """Base of the experiments' result dataclasses: the JSON file, the table and the figures they save.
 
     A subclass is a dataclass with the fields ``out_dir`` (``None`` until saved) and ``files`` (name → path
@@ -69,23 +70,18 @@ class ExperimentResult:
     out_dir: Optional[Path]
     files: dict
 
+    @abc.abstractmethod
     def table(self) -> str:
-        """The result as a plain-text table (subclasses define it).
+        """The result as a plain-text table.
 
         Returns
         -------
         str
-
-        Raises
-        ------
-        NotImplementedError
-            On the base class.
         """
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _write_extra_files(self, out: Path) -> dict[str, Path]:
         """Write the files other than the JSON (table, figure) into ``out``; return name → path."""
-        raise NotImplementedError
 
     def to_dict(self) -> dict:
         """The result as a JSON-ready dict with the keys :attr:`JSON_KEYS`.
