@@ -21,13 +21,14 @@ import json
 import math
 import pkgutil
 import re
-import statistics
 from pathlib import Path
 
 from docutils import nodes
 from sphinx import addnodes
 from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util import logging
+
+from gcalib.training import tables
 
 DOCS = Path(__file__).resolve().parent.parent
 REPO = DOCS.parent
@@ -156,15 +157,8 @@ def _cell(value) -> str:
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def _mean_std(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+    """gcalib's Markdown table, ended by a newline so that tables can be joined into a page."""
+    return tables.markdown_table(header, rows) + "\n"
 
 
 COMPARISON_METRICS = [
@@ -189,7 +183,7 @@ def comparison_tables(data: dict) -> str:
             row = [method, str(len(runs))]
             for key, _ in metrics:
                 values = [run[key] for run in runs if isinstance(run.get(key), (int, float))]
-                row.append(_mean_std(values) if values else "—")
+                row.append(tables.mean_std_text(values) if values else "—")
             rows.append(row)
         out.append(markdown_table(["method", "seeds", *(label for _, label in metrics)], rows))
     return "\n".join(out)
