@@ -135,7 +135,9 @@ def broken_pairs_table(mass: PairMass, corrupted: torch.Tensor, pulls: Optional[
     pandas.DataFrame
         Rows ``broken`` and ``intact``; columns ``pairs`` (their number), mean ``cosine``, mean
         ``pair mass``, ``share of the k lowest-mass pairs`` (k = the number of broken pairs: a plan that
-        finds every broken pair gives them 1.0, one that ranks at random their share of the batch), and
+        finds every broken pair gives them 1.0, one that ranks at random their share of the batch),
+        ``share of the k lowest-cosine pairs`` (the same for a ranking by the cosine alone, no plan: what the
+        plan adds to the encoder's similarities is the difference of the two shares), and
         ``pull (<name>)``, the mean pull of each ``pulls`` entry.
 
     Raises
@@ -153,8 +155,9 @@ def broken_pairs_table(mass: PairMass, corrupted: torch.Tensor, pulls: Optional[
     if corrupted.shape != mass.pair_mass.shape:
         raise ValueError(f"corrupted must have shape {tuple(mass.pair_mass.shape)}, got {tuple(corrupted.shape)}")
     k = int(corrupted.sum())
-    lowest = torch.zeros_like(corrupted)
-    lowest[mass.pair_mass.cpu().argsort()[:k]] = True
+    lowest = {name: torch.zeros_like(corrupted) for name in ("mass", "cosine")}
+    lowest["mass"][mass.pair_mass.cpu().argsort()[:k]] = True
+    lowest["cosine"][mass.cosine.cpu().argsort()[:k]] = True
     rows = {}
     for name, group in (("broken", corrupted), ("intact", ~corrupted)):
         count = int(group.sum())
@@ -162,7 +165,9 @@ def broken_pairs_table(mass: PairMass, corrupted: torch.Tensor, pulls: Optional[
         if count:
             row["cosine"] = float(mass.cosine.cpu()[group].mean())
             row["pair mass"] = float(mass.pair_mass.cpu()[group].mean())
-            row["share of the k lowest-mass pairs"] = float((lowest & group).sum()) / k if k else float("nan")
+            for ranking, selected in lowest.items():
+                share = float((selected & group).sum()) / k if k else float("nan")
+                row[f"share of the k lowest-{ranking} pairs"] = share
             for key, pull in (pulls or {}).items():
                 row[f"pull ({key})"] = float(torch.as_tensor(pull).cpu()[group].mean())
         rows[name] = row

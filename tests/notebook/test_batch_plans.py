@@ -100,6 +100,17 @@ def test_broken_pairs_table_compares_broken_and_intact_pairs(make_views):
     assert table.loc["broken", "pair mass"] < table.loc["intact", "pair mass"]
     assert table.loc["broken", "share of the k lowest-mass pairs"] == 1.0
     assert table.loc["intact", "share of the k lowest-mass pairs"] == 0.0
+    assert table.loc["broken", "share of the k lowest-cosine pairs"] == 1.0
     assert table.loc["broken", "pull (rince)"] == pytest.approx(float(pulls["rince"][:3].mean()))
     with pytest.raises(ValueError, match="corrupted must have shape"):
         batch_plans.broken_pairs_table(mass, corrupted[:4])
+
+
+def test_broken_pairs_table_ranks_by_mass_and_by_cosine_separately():
+    # The plan puts least mass on samples 0 and 1, the cosine is lowest for samples 2 and 3.
+    mass = batch_plans.PairMass(plan=torch.eye(4), row_mass=torch.ones(4), pair_mass=torch.tensor([0.1, 0.2, 0.3, 0.4]),
+                                cosine=torch.tensor([0.9, 0.8, 0.1, 0.2]))
+    table = batch_plans.broken_pairs_table(mass, torch.tensor([True, True, False, False]))
+    assert table.loc["broken", "share of the k lowest-mass pairs"] == 1.0
+    assert table.loc["broken", "share of the k lowest-cosine pairs"] == 0.0
+    assert table.loc["intact", "share of the k lowest-cosine pairs"] == 1.0
