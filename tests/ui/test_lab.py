@@ -4,6 +4,9 @@ For each notebook: open it, Run > Run All Cells from the menu bar, wait until ev
 the kernel is idle, check that no cell raised; then, for every explorer (a widget output holding an
 ``ipywidgets.Image``), change its first enabled control and check that the PNG shown changes. The browser
 console must hold no widget error. Screenshots go to docs/_build/ui/.
+
+Every notebook of the series, opened and left untouched until its kernel is idle, must not be marked as
+modified: JupyterLab marks a notebook dirty when it has to complete the file (cell ids, metadata).
 """
 from __future__ import annotations
 
@@ -13,9 +16,10 @@ import time
 
 import pytest
 
-from ui_support import severe_messages
+from ui_support import REPO, severe_messages
 
 NOTEBOOKS = ["01_entropic_ot_and_sinkhorn", "03_the_gca_loss_family", "07_custom_target_plans"]
+SERIES = sorted(path.stem for path in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 RUN_TIMEOUT = 900  # seconds for Run All Cells (07 takes about a minute on an idle 2-core CPU)
 REDRAW_TIMEOUT = 120
 WIDGET_ERRORS = re.compile(r"widget|@jupyter-widgets|ipywidgets|comm|model", re.IGNORECASE)
@@ -126,8 +130,8 @@ def _first_enabled_control(output):
     return None
 
 
-@pytest.mark.parametrize("stem", NOTEBOOKS)
-def test_run_all_and_move_each_explorer(browser, lab, screenshots, stem):
+def _open(browser, lab, stem):
+    """Open one notebook in a fresh workspace with no other session; returns its panel once the kernel is idle."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -137,6 +141,30 @@ def test_run_all_and_move_each_explorer(browser, lab, screenshots, stem):
     panel = WebDriverWait(browser, 120).until(ec.presence_of_element_located((By.CSS_SELECTOR, PANEL)))
     WebDriverWait(browser, 120).until(lambda driver: panel.find_elements(By.CSS_SELECTOR, ".jp-Cell"))
     _wait(lambda: _kernels_idle(lab), 120, "the notebook's kernel to start")
+    return panel
+
+
+@pytest.mark.parametrize("stem", SERIES)
+def test_an_untouched_notebook_is_not_marked_modified(browser, lab, stem):
+    from selenium.webdriver.common.by import By
+
+    _open(browser, lab, stem)
+    time.sleep(3)  # the kernel's language_info reaches the notebook's metadata after the kernel is idle
+    tabs = browser.find_elements(By.CSS_SELECTOR, ".lm-DockPanel-tabBar .lm-TabBar-tab")
+    tab = next((t for t in tabs if t.text.strip().startswith(stem)), None)
+    assert tab is not None, f"no tab for {stem}.ipynb among {[t.text for t in tabs]}"
+    assert "jp-mod-dirty" not in tab.get_attribute("class"), \
+        f"JupyterLab marks the untouched {stem}.ipynb as modified: complete its metadata (tests/notebook/test_series_files.py)"
+    lab.shut_down_sessions()
+
+
+@pytest.mark.parametrize("stem", NOTEBOOKS)
+def test_run_all_and_move_each_explorer(browser, lab, screenshots, stem):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    panel = _open(browser, lab, stem)
     severe_messages(browser)
 
     cells = _run_all_cells(browser, lab)
