@@ -6,7 +6,9 @@ the untouched notebook as modified; complete files avoid that.
 """
 from __future__ import annotations
 
+import ast
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -56,6 +58,20 @@ def test_notebook_has_one_parameters_cell_with_a_full_switch(path):
     tagged = [cell for cell in cells if "parameters" in cell["metadata"].get("tags", [])]
     assert len(tagged) == 1 and tagged[0]["cell_type"] == "code"
     assert re.search(r"^FULL = False\b", _source(tagged[0]), re.MULTILINE), "the one-line switch to the full recipe"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda path: path.stem)
+def test_papermill_infers_every_parameter(path, caplog):
+    """`papermill -p NAME value` sets any name of the parameters cell without an "unknown parameter" warning,
+    and `papermill --help-notebook` lists them all: one single-line assignment per name, no '=' in comments."""
+    papermill = pytest.importorskip("papermill")
+    cell = next(c for c in _notebook(path)["cells"] if "parameters" in c["metadata"].get("tags", []))
+    assigned = [target.id for node in ast.parse(_source(cell)).body if isinstance(node, ast.Assign)
+                for target in ast.walk(node.targets[0]) if isinstance(target, ast.Name)]
+    with caplog.at_level(logging.WARNING):
+        inferred = papermill.inspect_notebook(str(path))
+    assert not [n for n in assigned if n not in inferred], f"papermill cannot see {[n for n in assigned if n not in inferred]}"
+    assert not [r.getMessage() for r in caplog.records if "Unable to parse" in r.getMessage()]
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda path: path.stem)
