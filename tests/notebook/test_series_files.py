@@ -75,6 +75,18 @@ def test_papermill_infers_every_parameter(path, caplog):
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda path: path.stem)
+def test_papermill_injects_full_after_the_defaults(path, tmp_path):
+    """`papermill notebook.ipynb out.ipynb -p FULL True` must override the default, not be overwritten by it."""
+    papermill = pytest.importorskip("papermill")
+    prepared = papermill.execute_notebook(str(path), str(tmp_path / "out.ipynb"), parameters={"FULL": True},
+                                          prepare_only=True, progress_bar=False)
+    tags = [cell.metadata.get("tags", []) for cell in prepared.cells]
+    defaults = next((i for i, t in enumerate(tags) if "parameters" in t), None)
+    assert defaults is not None, "no parameters cell: papermill injects at the top, where the defaults overwrite it"
+    assert "injected-parameters" in tags[defaults + 1] and "FULL = True" in prepared.cells[defaults + 1].source
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda path: path.stem)
 def test_notebook_commits_only_the_text_outputs_that_nbval_compares(path):
     checked = 0
     for cell in _notebook(path)["cells"]:
