@@ -69,6 +69,17 @@ def _check_matrix(name: str, value: torch.Tensor) -> torch.Tensor:
     return value
 
 
+def _check_matrices(**matrices: torch.Tensor) -> None:
+    """Each argument a floating matrix, all of one shape (the error names them in the order given)."""
+    for name, value in matrices.items():
+        _check_matrix(name, value)
+    shapes = [tuple(value.shape) for value in matrices.values()]
+    if len(set(shapes)) > 1:
+        *first, last = matrices
+        raise ValueError(f"{', '.join(first)} and {last} must have the same shape, got "
+                         f"{', '.join(map(str, shapes[:-1]))} and {shapes[-1]}")
+
+
 # --------------------------------------------------------------------------- point clouds and OT
 
 def two_clouds(
@@ -234,10 +245,7 @@ def transport_cost(plan: torch.Tensor, cost: torch.Tensor) -> float:
     ValueError
         When they are not matrices of one shape.
     """
-    _check_matrix("plan", plan)
-    _check_matrix("cost", cost)
-    if plan.shape != cost.shape:
-        raise ValueError(f"plan and cost must have the same shape, got {tuple(plan.shape)} and {tuple(cost.shape)}")
+    _check_matrices(plan=plan, cost=cost)
     return float(torch.where(plan > 0, plan * cost, torch.zeros_like(plan)).sum())
 
 
@@ -623,10 +631,7 @@ def cross_entropy_and_kl(target: torch.Tensor, plan: torch.Tensor) -> dict[str, 
     ValueError
         When the shapes differ or the target is not a valid target plan.
     """
-    _check_matrix("target", target)
-    _check_matrix("plan", plan)
-    if target.shape != plan.shape:
-        raise ValueError(f"target and plan must have the same shape, got {tuple(target.shape)} and {tuple(plan.shape)}")
+    _check_matrices(target=target, plan=plan)
     validate_target(target, target.shape[0])
     hat = target / target.sum(1, keepdim=True)
     total = float(cross_entropy(hat, plan.clamp_min(0).log()))
@@ -915,10 +920,7 @@ def pull_and_push(gradient: torch.Tensor, target: torch.Tensor) -> dict[str, flo
     ValueError
         When they are not matrices of one shape.
     """
-    _check_matrix("gradient", gradient)
-    _check_matrix("target", target)
-    if gradient.shape != target.shape:
-        raise ValueError(f"gradient and target must have the same shape, got {tuple(gradient.shape)} and {tuple(target.shape)}")
+    _check_matrices(gradient=gradient, target=target)
     upper = torch.triu(torch.ones_like(target, dtype=torch.bool), diagonal=1)
     positive = upper & (target > 0)
     negative = upper & (target == 0)
@@ -997,12 +999,7 @@ def gained_mass_share(plan: torch.Tensor, reference: torch.Tensor, target: torch
     ValueError
         When the shapes differ or ``plan`` gains no mass anywhere.
     """
-    _check_matrix("plan", plan)
-    _check_matrix("reference", reference)
-    _check_matrix("target", target)
-    if not plan.shape == reference.shape == target.shape:
-        raise ValueError(f"plan, reference and target must have the same shape, got {tuple(plan.shape)}, "
-                         f"{tuple(reference.shape)} and {tuple(target.shape)}")
+    _check_matrices(plan=plan, reference=reference, target=target)
     gain = (plan - reference).clamp_min(0)
     total = gain.sum()
     if total <= 0:
